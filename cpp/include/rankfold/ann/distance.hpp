@@ -1,0 +1,221 @@
+// Distance kernels between two float32 vectors: squared L2 and inner product.
+//
+// Dispatch scheme (see README, "CPU targets"):
+//  * a source build (RANKFOLD_NATIVE=ON, the default) compiles with
+//    -march=native, so __AVX512F__ / __AVX2__ are defined and the best kernel
+//    is called directly and can be inlined into graph traversals;
+//  * a portable build (RANKFOLD_NATIVE=OFF, for wheels) compiles AVX-512 and
+//    AVX2 versions with per-function target attributes and picks one at run
+//    time from the CPU's features, so the binary runs on any x86-64.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define RANKFOLD_X86 1
+#include <immintrin.h>
+#endif
+
+#include "../core/error.hpp"
+
+namespace rankfold {
+
+enum class Metric : int { L2 = 0, InnerProduct = 1, Cosine = 2 };
+
+inline Metric metric_from_string(const std::string& name) {
+  if (name == "l2") return Metric::L2;
+  if (name == "ip") return Metric::InnerProduct;
+  if (name == "cosine") return Metric::Cosine;
+  throw InvalidArgument("metric must be 'l2', 'ip' or 'cosine', got '" + name + "'");
+}
+
+inline const char* metric_name(Metric m) {
+  switch (m) {
+    case Metric::L2: return "l2";
+    case Metric::InnerProduct: return "ip";
+    case Metric::Cosine: return "cosine";
+  }
+  return "?";
+}
+
+namespace simd {
+
+inline float l2_sq_generic(const float* a, const float* b, std::size_t d) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (std::size_t i = 0; i < d; ++i) {
+    const float t = a[i] - b[i];
+    s += t * t;
+  }
+  return s;
+}
+
+inline float dot_generic(const float* a, const float* b, std::size_t d) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (std::size_t i = 0; i < d; ++i) s += a[i] * b[i];
+  return s;
+}
+
+#ifdef RANKFOLD_X86
+__attribute__((target("avx512f"))) inline float l2_sq_avx512(const float* a, const float* b,
+                                                               std::size_t d) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  std::size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    const __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+    const __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+    s0 = _mm512_fmadd_ps(t0, t0, s0);
+    s1 = _mm512_fmadd_ps(t1, t1, s1);
+  }
+  for (; i + 16 <= d; i += 16) {
+    const __m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+    s0 = _mm512_fmadd_ps(t, t, s0);
+  }
+  if (i < d) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1u);
+    const __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+    s1 = _mm512_fmadd_ps(t, t, s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+__attribute__((target("avx512f"))) inline float dot_avx512(const float* a, const float* b,
+                                                             std::size_t d) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  std::size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+  }
+  for (; i + 16 <= d; i += 16)
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+  if (i < d) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1u);
+    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum_avx2(__m256 v) {
+  const __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  __m128 s = _mm_add_ps(lo, hi);
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0x55));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) inline float l2_sq_avx2(const float* a, const float* b,
+                                                              std::size_t d) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  std::size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    const __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+    const __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+    s0 = _mm256_fmadd_ps(t0, t0, s0);
+    s1 = _mm256_fmadd_ps(t1, t1, s1);
+  }
+  float s = hsum_avx2(_mm256_add_ps(s0, s1));
+  for (; i < d; ++i) {
+    const float t = a[i] - b[i];
+    s += t * t;
+  }
+  return s;
+}
+
+__attribute__((target("avx2,fma"))) inline float dot_avx2(const float* a, const float* b,
+                                                            std::size_t d) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  std::size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  float s = hsum_avx2(_mm256_add_ps(s0, s1));
+  for (; i < d; ++i) s += a[i] * b[i];
+  return s;
+}
+#endif  // RANKFOLD_X86
+
+using DistanceFn = float (*)(const float*, const float*, std::size_t);
+
+// The instruction set the kernels below run with on this CPU.
+inline const char* isa() {
+#if defined(__AVX512F__)
+  return "avx512 (compiled for this CPU)";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "avx2 (compiled for this CPU)";
+#elif defined(RANKFOLD_X86)
+  if (__builtin_cpu_supports("avx512f")) return "avx512 (runtime dispatch)";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2 (runtime dispatch)";
+  return "generic (runtime dispatch)";
+#else
+  return "generic";
+#endif
+}
+
+#if !defined(__AVX512F__) && !(defined(__AVX2__) && defined(__FMA__)) && defined(RANKFOLD_X86)
+inline DistanceFn pick(DistanceFn f512, DistanceFn f256, DistanceFn generic) {
+  if (__builtin_cpu_supports("avx512f")) return f512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return f256;
+  return generic;
+}
+#endif
+
+}  // namespace simd
+
+// Squared Euclidean distance between two float vectors of length d.
+inline float l2_sq(const float* a, const float* b, std::size_t d) {
+#if defined(__AVX512F__)
+  return simd::l2_sq_avx512(a, b, d);
+#elif defined(__AVX2__) && defined(__FMA__)
+  return simd::l2_sq_avx2(a, b, d);
+#elif defined(RANKFOLD_X86)
+  static const simd::DistanceFn fn = simd::pick(simd::l2_sq_avx512, simd::l2_sq_avx2, simd::l2_sq_generic);
+  return fn(a, b, d);
+#else
+  return simd::l2_sq_generic(a, b, d);
+#endif
+}
+
+// Inner product of two float vectors of length d.
+inline float dot(const float* a, const float* b, std::size_t d) {
+#if defined(__AVX512F__)
+  return simd::dot_avx512(a, b, d);
+#elif defined(__AVX2__) && defined(__FMA__)
+  return simd::dot_avx2(a, b, d);
+#elif defined(RANKFOLD_X86)
+  static const simd::DistanceFn fn = simd::pick(simd::dot_avx512, simd::dot_avx2, simd::dot_generic);
+  return fn(a, b, d);
+#else
+  return simd::dot_generic(a, b, d);
+#endif
+}
+
+inline double dot(const double* a, const double* b, std::size_t d) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (std::size_t i = 0; i < d; ++i) s += a[i] * b[i];
+  return s;
+}
+
+inline double l2_sq(const double* a, const double* b, std::size_t d) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (std::size_t i = 0; i < d; ++i) {
+    const double t = a[i] - b[i];
+    s += t * t;
+  }
+  return s;
+}
+
+// The distance rankfold reports for a metric, from vectors (cosine expects
+// unit-norm inputs): l2 -> squared L2; ip and cosine -> 1 - <a, b>.
+template <typename T>
+inline T distance(Metric m, const T* a, const T* b, std::size_t d) {
+  return m == Metric::L2 ? static_cast<T>(l2_sq(a, b, d)) : static_cast<T>(1) - static_cast<T>(dot(a, b, d));
+}
+
+}  // namespace rankfold

@@ -1,0 +1,37 @@
+"""rankfold: fast low-rank learning and retrieval with a C++ core.
+
+Nonnegative matrix factorization, matrix completion by alternating
+minimization, and nearest-neighbour search, with scikit-learn-style APIs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import _core
+from ._core import __version__
+from .ann import ExactIndex, knn
+from .utils import topk
+
+__all__ = ["__version__", "ExactIndex", "knn", "topk", "get_include", "get_cmake_dir", "show_config"]
+
+
+def get_include() -> str:
+    """Folder holding rankfold's C++ headers (``#include <rankfold/...>``)."""
+    return os.path.join(os.path.dirname(__file__), "include")
+
+
+def get_cmake_dir() -> str:
+    """Folder holding ``rankfoldConfig.cmake`` for ``find_package(rankfold)``."""
+    return os.path.join(os.path.dirname(__file__), "share", "cmake", "rankfold")
+
+
+def show_config() -> dict:
+    """Build facts: version, OpenMP, SIMD level of the distance kernels, Eigen, threads."""
+    return {
+        "version": __version__,
+        "openmp": bool(_core.openmp_enabled()),
+        "simd": _core.simd_isa(),
+        "eigen": _core.eigen_version(),
+        "default_threads": int(_core.default_threads()),
+    }

@@ -27,7 +27,7 @@ py::tuple knn(const CArray<T>& X, const CArray<T>& Q, int k, const std::string& 
   T* pd = dist.mutable_data();
   {
     py::gil_scoped_release release;
-    std::vector<T> xn, qn, norms;
+    std::vector<T> xn, qn;
     if (metric == Metric::Cosine) {
       xn.assign(px, px + n * d);
       qn.assign(pq, pq + nq * d);
@@ -35,11 +35,17 @@ py::tuple knn(const CArray<T>& X, const CArray<T>& Q, int k, const std::string& 
       normalize_rows(qn.data(), nq, d, n_threads, "Q");
       px = xn.data();
       pq = qn.data();
-    } else if (metric == Metric::L2) {
-      norms.resize(static_cast<std::size_t>(n));
-      row_sqnorms(px, n, d, norms.data(), n_threads);
     }
-    exact_search<T>(px, n, d, norms.data(), nullptr, pq, nq, k, metric, pi, pd, n_threads);
+    if constexpr (std::is_same<T, float>::value) {
+      // Packing costs one pass over X; the fused kernel repays it at once.
+      PackedVectors packed(d, metric == Metric::L2);
+      packed.append(px, n, n_threads);
+      exact_search_packed(packed, nullptr, pq, nq, k, metric, pi, pd, n_threads);
+    } else {
+      std::vector<T> norms(static_cast<std::size_t>(metric == Metric::L2 ? n : 0));
+      if (metric == Metric::L2) row_sqnorms(px, n, d, norms.data(), n_threads);
+      exact_search<T>(px, n, d, norms.data(), nullptr, pq, nq, k, metric, pi, pd, n_threads);
+    }
   }
   return py::make_tuple(ids, dist);
 }

@@ -1,16 +1,20 @@
 // Exact k-nearest-neighbour search.
 //
-// Distances come from blocked matrix products: a block of queries times a block
-// of base vectors (Eigen's GEMM, one thread per block), turned into distances
-// with precomputed squared norms and scanned into per-query top-k heaps. Work is
-// split over query blocks, and also over base segments when there are too few
-// query blocks to keep every thread busy (partial top-k lists are merged).
+// Two engines share one blocked driver (query blocks x base segments, per-query
+// top-k heaps, segments merged when there are too few query blocks to keep
+// every thread busy):
+//  * exact_search: any scalar type; Eigen's GEMM computes a block of scores,
+//    then a SIMD scan filters them into the heaps;
+//  * exact_search_packed: float32 vectors packed 16-wide; a register-tiled
+//    kernel (12 queries x 32 vectors) computes scores and filters them without
+//    writing a score matrix. ExactIndex and float32 knn use it.
 //
 // Reported distances: l2 -> squared Euclidean; ip -> 1 - <q, x>;
 // cosine -> 1 - cos(q, x) (inputs normalised first).
 #pragma once
 
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <cstdint>
 #include <istream>
@@ -30,7 +34,7 @@ namespace rankfold {
 
 struct ExactSearchOptions {
   index_t query_block = 512;  // queries per GEMM block
-  index_t base_block = 256;   // base vectors per GEMM block
+  index_t base_block = 256;   // base vectors per GEMM block (a multiple of 32)
 };
 
 // Squared norms of the rows of a (n x d) row-major matrix.
@@ -97,22 +101,17 @@ inline void scan_block(const T* s, const T* norms, const index_t* labels, index_
 
 }  // namespace detail
 
-// k nearest rows of `base` (n x d) for each row of `queries` (nq x d), both
-// row-major and contiguous. metric L2 needs `base_sqnorms` (length n);
-// InnerProduct/Cosine expect already-normalised inputs for cosine. `labels`
-// (length n, optional) maps rows to reported ids. Writes nq x k ids and
-// distances, padded with (-1, +inf) when n < k.
-template <typename T>
-void exact_search(const T* base, index_t n, index_t d, const T* base_sqnorms, const index_t* labels,
-                  const T* queries, index_t nq, int k, Metric metric, index_t* out_ids, T* out_dist,
-                  int n_threads, const ExactSearchOptions& opt = {}) {
-  require(k >= 1, "k must be >= 1, got ", k);
-  require(d >= 1, "dimension must be >= 1");
-  require(metric != Metric::L2 || n == 0 || base_sqnorms != nullptr, "L2 search needs base norms");
-  if (nq == 0) return;
-  const int threads = resolve_threads(n_threads);
-  const bool l2 = metric == Metric::L2;
-  const index_t BQ = opt.query_block, BN = opt.base_block;
+namespace detail {
+
+// Runs the blocked search: the queries are cut into blocks of BQ, the base
+// into segments (multiples of BN rows) when there are too few query blocks to
+// keep every thread busy. block_fn(q0, nqb, b_start, b_end, tops) pushes the
+// ranking values of base rows [b_start, b_end) for queries [q0, q0 + nqb)
+// into tops[0 .. nqb). Ranking values are |x|^2 - 2<q,x> (L2) or -<q,x>;
+// the driver merges segments and converts them to reported distances.
+template <typename T, typename BlockFn>
+void run_blocked_search(index_t n, index_t nq, int k, bool l2, const T* query_sqnorms, index_t BQ, index_t BN,
+                        int threads, index_t* out_ids, T* out_dist, BlockFn&& block_fn) {
   const index_t n_qblocks = (nq + BQ - 1) / BQ;
   const index_t n_bblocks = std::max<index_t>(1, (n + BN - 1) / BN);
   index_t n_segments = 1;
@@ -127,38 +126,22 @@ void exact_search(const T* base, index_t n, index_t d, const T* base_sqnorms, co
     part_dist.resize(part_ids.size());
   }
 
-  std::vector<T> query_sqnorms;
-  if (l2) {
-    query_sqnorms.resize(static_cast<std::size_t>(nq));
-    row_sqnorms(queries, nq, d, query_sqnorms.data(), threads);
-  }
-
   parallel_for(0, n_qblocks * n_segments, threads, [&](index_t task) {
     const index_t qb = task / n_segments, seg = task % n_segments;
-    const index_t q0 = qb * BQ, q1 = std::min(nq, q0 + BQ), nqb = q1 - q0;
-    const index_t b_start = seg * blocks_per_seg * BN, b_end = std::min(n, (seg + 1) * blocks_per_seg * BN);
+    const index_t q0 = qb * BQ, nqb = std::min(nq, q0 + BQ) - q0;
+    const index_t b_start = std::min(n, seg * blocks_per_seg * BN);
+    const index_t b_end = std::min(n, (seg + 1) * blocks_per_seg * BN);
     std::vector<TopK<T>> tops(static_cast<std::size_t>(nqb), TopK<T>(k));
-    RowMatrix<T> scratch(nqb, std::min(BN, std::max<index_t>(n, 1)));
-    const auto Q = row_view(queries + q0 * d, nqb, d);
-    for (index_t b0 = b_start; b0 < b_end; b0 += BN) {
-      const index_t nb = std::min(BN, b_end - b0);
-      const auto B = row_view(base + b0 * d, nb, d);
-      auto S = scratch.leftCols(nb);
-      S.noalias() = Q * B.transpose();
-      for (index_t qi = 0; qi < nqb; ++qi) {
-        detail::scan_block(S.row(qi).data(), l2 ? base_sqnorms + b0 : nullptr, labels ? labels + b0 : nullptr, b0, nb,
-                   tops[static_cast<std::size_t>(qi)]);
-      }
-    }
+    if (b_start < b_end) block_fn(q0, nqb, b_start, b_end, tops.data());
     for (index_t qi = 0; qi < nqb; ++qi) {
       const index_t q = q0 + qi;
-      index_t* ids = n_segments > 1 ? &part_ids[static_cast<std::size_t>((seg * nq + q) * k)] : out_ids + q * k;
-      T* dist = n_segments > 1 ? &part_dist[static_cast<std::size_t>((seg * nq + q) * k)] : out_dist + q * k;
+      const std::size_t part = static_cast<std::size_t>((seg * nq + q) * k);
+      index_t* ids = n_segments > 1 ? &part_ids[part] : out_ids + q * k;
+      T* dist = n_segments > 1 ? &part_dist[part] : out_dist + q * k;
       tops[static_cast<std::size_t>(qi)].write_sorted(ids, dist);
     }
   });
 
-  // Merge segment lists, then convert ranking values to reported distances.
   parallel_for(
       0, nq, threads,
       [&](index_t q) {
@@ -173,56 +156,261 @@ void exact_search(const T* base, index_t n, index_t d, const T* base_sqnorms, co
         T* dist = out_dist + q * k;
         for (int i = 0; i < k; ++i) {
           if (out_ids[q * k + i] < 0) continue;
-          dist[i] = l2 ? std::max<T>(0, dist[i] + query_sqnorms[static_cast<std::size_t>(q)]) : 1 + dist[i];
+          dist[i] = l2 ? std::max<T>(0, dist[i] + query_sqnorms[q]) : 1 + dist[i];
         }
       },
       64);
 }
 
-// A flat index: stores float32 vectors and searches them exactly.
+}  // namespace detail
+
+// k nearest rows of `base` (n x d) for each row of `queries` (nq x d), both
+// row-major and contiguous, through Eigen's GEMM (any scalar type). metric L2
+// needs `base_sqnorms` (length n); cosine expects normalised inputs and is
+// searched as inner product. `labels` (length n, optional) maps rows to
+// reported ids. Writes nq x k ids and distances, padded with (-1, +inf).
+template <typename T>
+void exact_search(const T* base, index_t n, index_t d, const T* base_sqnorms, const index_t* labels,
+                  const T* queries, index_t nq, int k, Metric metric, index_t* out_ids, T* out_dist,
+                  int n_threads, const ExactSearchOptions& opt = {}) {
+  require(k >= 1, "k must be >= 1, got ", k);
+  require(d >= 1, "dimension must be >= 1");
+  require(metric != Metric::L2 || n == 0 || base_sqnorms != nullptr, "L2 search needs base norms");
+  if (nq == 0) return;
+  const int threads = resolve_threads(n_threads);
+  const bool l2 = metric == Metric::L2;
+  std::vector<T> query_sqnorms(static_cast<std::size_t>(l2 ? nq : 0));
+  if (l2) row_sqnorms(queries, nq, d, query_sqnorms.data(), threads);
+  const index_t BN = opt.base_block;
+  detail::run_blocked_search<T>(
+      n, nq, k, l2, query_sqnorms.data(), opt.query_block, BN, threads, out_ids, out_dist,
+      [&](index_t q0, index_t nqb, index_t b_start, index_t b_end, TopK<T>* tops) {
+        RowMatrix<T> scratch(nqb, std::min(BN, b_end - b_start));
+        const auto Q = row_view(queries + q0 * d, nqb, d);
+        for (index_t b0 = b_start; b0 < b_end; b0 += BN) {
+          const index_t nb = std::min(BN, b_end - b0);
+          auto S = scratch.leftCols(nb);
+          S.noalias() = Q * row_view(base + b0 * d, nb, d).transpose();
+          for (index_t qi = 0; qi < nqb; ++qi)
+            detail::scan_block(S.row(qi).data(), l2 ? base_sqnorms + b0 : nullptr, labels ? labels + b0 : nullptr,
+                               b0, nb, tops[qi]);
+        }
+      });
+}
+
+// float32 vectors stored for the fused search kernel: groups of 16 vectors
+// interleaved dimension by dimension (group g holds dim x 16 floats, entry
+// [g][j][lane] = x[16 g + lane][j]), padded to a multiple of 32 vectors, and a
+// per-vector bias: |x|^2 for L2, 0 for inner product, +inf for padding, so
+// that bias - scale * <q, x> is the ranking value.
+class PackedVectors {
+ public:
+  static constexpr index_t kLanes = 16;
+  static constexpr index_t kGranule = 32;  // vectors per kernel call (two groups)
+
+  PackedVectors(index_t dim, bool l2) : dim_(dim), l2_(l2) {}
+
+  index_t size() const { return n_; }
+  index_t dim() const { return dim_; }
+  bool l2() const { return l2_; }
+  const float* groups() const { return data_.data(); }
+  const float* bias() const { return bias_.data(); }
+  std::size_t memory_bytes() const { return (data_.capacity() + bias_.capacity()) * sizeof(float); }
+
+  void append(const float* X, index_t n, int n_threads) {
+    const index_t old = n_, total = n_ + n;
+    const index_t padded = (total + kGranule - 1) / kGranule * kGranule;
+    if (padded > static_cast<index_t>(bias_.size())) {
+      data_.resize(static_cast<std::size_t>(padded * dim_), 0.f);
+      bias_.resize(static_cast<std::size_t>(padded), std::numeric_limits<float>::infinity());
+    }
+    parallel_for(
+        0, n, n_threads,
+        [&](index_t i) {
+          const index_t r = old + i;
+          const float* x = X + i * dim_;
+          float* g = data_.data() + (r / kLanes) * dim_ * kLanes + (r % kLanes);
+          for (index_t j = 0; j < dim_; ++j) g[j * kLanes] = x[j];
+          bias_[static_cast<std::size_t>(r)] = l2_ ? static_cast<float>(dot(x, x, dim_)) : 0.f;
+        },
+        256);
+    n_ = total;
+  }
+
+  void row(index_t r, float* out) const {
+    const float* g = data_.data() + (r / kLanes) * dim_ * kLanes + (r % kLanes);
+    for (index_t j = 0; j < dim_; ++j) out[j] = g[j * kLanes];
+  }
+
+ private:
+  index_t dim_;
+  bool l2_;
+  index_t n_ = 0;
+  std::vector<float> data_;
+  std::vector<float> bias_;
+};
+
+namespace detail {
+
+constexpr int kTileQueries = 12;
+
+// Queries q0 .. q0+nq (nq <= kTileQueries) interleaved: out[j * 12 + r] = Q[q0 + r][j],
+// zero rows past nq.
+inline void pack_query_tile(const float* Q, index_t d, index_t nq, float* out) {
+  for (index_t j = 0; j < d; ++j)
+    for (int r = 0; r < kTileQueries; ++r) out[j * kTileQueries + r] = r < nq ? Q[r * d + j] : 0.f;
+}
+
+// One 12-query x 32-vector tile: scores in registers, ranking values
+// bias - scale * <q, x> compared against each query's current k-th best, and
+// only the winners pushed. `valid` is the number of real vectors (<= 32).
+inline void fused_tile(const float* qtile, const float* g0, index_t d, const float* bias, float scale,
+                       int rows, index_t valid, index_t first, const index_t* labels, TopK<float>* tops,
+                       float* thr) {
+#if defined(__AVX512F__)
+  __m512 acc0[kTileQueries], acc1[kTileQueries];
+  for (int r = 0; r < kTileQueries; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+  const float* g1 = g0 + d * PackedVectors::kLanes;
+  for (index_t j = 0; j < d; ++j) {
+    const __m512 x0 = _mm512_loadu_ps(g0 + j * 16), x1 = _mm512_loadu_ps(g1 + j * 16);
+    const float* q = qtile + j * kTileQueries;
+#pragma GCC unroll 12
+    for (int r = 0; r < kTileQueries; ++r) {
+      const __m512 a = _mm512_set1_ps(q[r]);
+      acc0[r] = _mm512_fmadd_ps(a, x0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(a, x1, acc1[r]);
+    }
+  }
+  const __m512 s = _mm512_set1_ps(-scale), b0 = _mm512_loadu_ps(bias), b1 = _mm512_loadu_ps(bias + 16);
+  const std::uint32_t valid_mask = valid >= 32 ? 0xFFFFFFFFu : ((1u << valid) - 1u);
+  for (int r = 0; r < rows; ++r) {
+    const __m512 v0 = _mm512_fmadd_ps(s, acc0[r], b0), v1 = _mm512_fmadd_ps(s, acc1[r], b1);
+    const __m512 t = _mm512_set1_ps(thr[r]);
+    std::uint32_t mask = (static_cast<std::uint32_t>(_mm512_cmp_ps_mask(v1, t, _CMP_LE_OQ)) << 16) |
+                         _mm512_cmp_ps_mask(v0, t, _CMP_LE_OQ);
+    mask &= valid_mask;
+    if (!mask) continue;
+    alignas(64) float vals[32];
+    _mm512_store_ps(vals, v0);
+    _mm512_store_ps(vals + 16, v1);
+    while (mask) {
+      const int c = __builtin_ctz(mask);
+      mask &= mask - 1;
+      if (vals[c] <= thr[r]) {
+        tops[r].push(vals[c], labels ? labels[first + c] : first + c);
+        thr[r] = tops[r].threshold();
+      }
+    }
+  }
+#else
+  float acc[kTileQueries][32] = {};
+  const float* g1 = g0 + d * PackedVectors::kLanes;
+  for (index_t j = 0; j < d; ++j) {
+    const float* q = qtile + j * kTileQueries;
+    for (int r = 0; r < kTileQueries; ++r) {
+      const float a = q[r];
+#pragma omp simd
+      for (int c = 0; c < 16; ++c) {
+        acc[r][c] += a * g0[j * 16 + c];
+        acc[r][16 + c] += a * g1[j * 16 + c];
+      }
+    }
+  }
+  for (int r = 0; r < rows; ++r) {
+    for (index_t c = 0; c < valid; ++c) {
+      const float v = bias[c] - scale * acc[r][c];
+      if (v <= thr[r]) {
+        tops[r].push(v, labels ? labels[first + c] : first + c);
+        thr[r] = tops[r].threshold();
+      }
+    }
+  }
+#endif
+}
+
+}  // namespace detail
+
+// Exact search over packed float32 vectors with the fused kernel: no score
+// matrix is written to memory, each tile's scores go from registers straight
+// into the top-k filter. Same conventions as exact_search.
+inline void exact_search_packed(const PackedVectors& base, const index_t* labels, const float* queries, index_t nq,
+                                int k, Metric metric, index_t* out_ids, float* out_dist, int n_threads) {
+  require(k >= 1, "k must be >= 1, got ", k);
+  require(base.l2() == (metric == Metric::L2), "packed vectors were built for another metric");
+  if (nq == 0) return;
+  const int threads = resolve_threads(n_threads);
+  const bool l2 = metric == Metric::L2;
+  const index_t d = base.dim(), n = base.size();
+  std::vector<float> query_sqnorms(static_cast<std::size_t>(l2 ? nq : 0));
+  if (l2) row_sqnorms(queries, nq, d, query_sqnorms.data(), threads);
+  constexpr index_t BQ = detail::kTileQueries * 20;  // queries per task
+  constexpr index_t BN = 512;                         // base vectors per cache block
+  const float scale = l2 ? 2.f : 1.f;
+  detail::run_blocked_search<float>(
+      n, nq, k, l2, query_sqnorms.data(), BQ, BN, threads, out_ids, out_dist,
+      [&](index_t q0, index_t nqb, index_t b_start, index_t b_end, TopK<float>* tops) {
+        const index_t n_tiles = (nqb + detail::kTileQueries - 1) / detail::kTileQueries;
+        std::vector<float> qpack(static_cast<std::size_t>(n_tiles * detail::kTileQueries * d));
+        std::vector<float> thr(static_cast<std::size_t>(nqb), std::numeric_limits<float>::infinity());
+        for (index_t t = 0; t < n_tiles; ++t) {
+          const index_t r0 = t * detail::kTileQueries;
+          detail::pack_query_tile(queries + (q0 + r0) * d, d, std::min<index_t>(detail::kTileQueries, nqb - r0),
+                                  qpack.data() + r0 * d);
+        }
+        for (index_t c0 = b_start; c0 < b_end; c0 += BN) {
+          const index_t c1 = std::min(b_end, c0 + BN);
+          for (index_t t = 0; t < n_tiles; ++t) {
+            const index_t r0 = t * detail::kTileQueries;
+            const int rows = static_cast<int>(std::min<index_t>(detail::kTileQueries, nqb - r0));
+            for (index_t b = c0; b < c1; b += PackedVectors::kGranule) {
+              detail::fused_tile(qpack.data() + r0 * d, base.groups() + (b / PackedVectors::kLanes) * d * 16, d,
+                                 base.bias() + b, scale, rows, std::min<index_t>(32, c1 - b), b, labels, tops + r0,
+                                 thr.data() + r0);
+            }
+          }
+        }
+      });
+}
+
+// A flat index: stores float32 vectors (packed for the fused kernel) and
+// searches them exactly.
 class ExactIndex {
  public:
-  ExactIndex(index_t dim, Metric metric) : dim_(dim), metric_(metric) {
+  ExactIndex(index_t dim, Metric metric) : dim_(dim), metric_(metric), packed_(dim, metric == Metric::L2) {
     require(dim >= 1, "dim must be >= 1, got ", dim);
   }
 
   index_t dim() const { return dim_; }
   Metric metric() const { return metric_; }
   index_t size() const { return static_cast<index_t>(labels_.size()); }
-  const std::vector<float>& vectors() const { return data_; }
   const std::vector<index_t>& labels() const { return labels_; }
   index_t next_label() const { return next_label_; }
+  const PackedVectors& packed() const { return packed_; }
 
   bool contains(index_t label) const { return row_of_.count(label) > 0; }
 
   // Adds n vectors (row-major n x dim). labels == nullptr assigns
   // next_label(), next_label()+1, ... Labels must be new and unique.
+  // On error the index is unchanged.
   void add(const float* X, index_t n, const index_t* labels, int n_threads) {
     require(n >= 0, "number of vectors must be >= 0");
     std::vector<index_t> new_labels(static_cast<std::size_t>(n));
+    std::unordered_map<index_t, index_t> seen;
     for (index_t i = 0; i < n; ++i) {
       const index_t lab = labels ? labels[i] : next_label_ + i;
       require(lab >= 0, "ids must be >= 0, got ", lab);
-      new_labels[static_cast<std::size_t>(i)] = lab;
-    }
-    std::unordered_map<index_t, index_t> seen;
-    for (index_t i = 0; i < n; ++i) {
-      const index_t lab = new_labels[static_cast<std::size_t>(i)];
       require(!contains(lab), "ids: id ", lab, " is already in the index");
       require(seen.emplace(lab, i).second, "ids: id ", lab, " appears twice in this batch");
+      new_labels[static_cast<std::size_t>(i)] = lab;
     }
-    const index_t old = size();
-    data_.insert(data_.end(), X, X + n * dim_);
+    std::vector<float> normalized;
     if (metric_ == Metric::Cosine) {
-      try {
-        normalize_rows(data_.data() + old * dim_, n, dim_, n_threads);
-      } catch (...) {
-        data_.resize(static_cast<std::size_t>(old * dim_));
-        throw;
-      }
+      normalized.assign(X, X + n * dim_);
+      normalize_rows(normalized.data(), n, dim_, n_threads);
+      X = normalized.data();
     }
-    sqnorms_.resize(static_cast<std::size_t>(old + n));
-    row_sqnorms(data_.data() + old * dim_, n, dim_, sqnorms_.data() + old, n_threads);
+    packed_.append(X, n, n_threads);
+    const index_t old = size();
     for (index_t i = 0; i < n; ++i) {
       const index_t lab = new_labels[static_cast<std::size_t>(i)];
       labels_.push_back(lab);
@@ -239,8 +427,7 @@ class ExactIndex {
       normalize_rows(normalized.data(), nq, dim_, n_threads, "Q");
       queries = normalized.data();
     }
-    exact_search<float>(data_.data(), size(), dim_, sqnorms_.data(), labels_.data(), queries, nq, k,
-                        metric_, out_ids, out_dist, n_threads);
+    exact_search_packed(packed_, labels_.data(), queries, nq, k, metric_, out_ids, out_dist, n_threads);
   }
 
   // Copies the stored vectors of `labels` (n x dim); unknown labels throw.
@@ -248,7 +435,7 @@ class ExactIndex {
     for (index_t i = 0; i < n; ++i) {
       auto it = row_of_.find(labels[i]);
       require(it != row_of_.end(), "ids: id ", labels[i], " is not in the index");
-      std::copy_n(data_.data() + it->second * dim_, dim_, out + i * dim_);
+      packed_.row(it->second, out + i * dim_);
     }
   }
 
@@ -263,7 +450,11 @@ class ExactIndex {
     w.value<std::int64_t>(size());
     w.value<std::int64_t>(next_label_);
     w.array(labels_.data(), labels_.size());
-    w.array(data_.data(), data_.size());
+    std::vector<float> row(static_cast<std::size_t>(dim_));
+    for (index_t i = 0; i < size(); ++i) {
+      packed_.row(i, row.data());
+      w.array(row.data(), row.size());
+    }
     w.finish();
   }
 
@@ -280,18 +471,18 @@ class ExactIndex {
     ExactIndex index(dim, static_cast<Metric>(metric));
     std::vector<index_t> labels(static_cast<std::size_t>(n));
     r.array(labels.data(), labels.size());
-    std::vector<float> vectors(static_cast<std::size_t>(n * dim));
-    r.array(vectors.data(), vectors.size());
+    const float* vectors = r.view<float>(static_cast<std::size_t>(n * dim));
     r.expect_end();
-    for (index_t lab : labels) require<FormatError>(lab >= 0 && lab < next, what, " is corrupted (bad id)");
-    index.data_ = std::move(vectors);
-    index.labels_ = std::move(labels);
-    index.sqnorms_.resize(static_cast<std::size_t>(n));
-    row_sqnorms(index.data_.data(), n, dim, index.sqnorms_.data(), n_threads);
     for (index_t i = 0; i < n; ++i) {
-      require<FormatError>(index.row_of_.emplace(index.labels_[static_cast<std::size_t>(i)], i).second, what,
-                           " is corrupted (duplicate id)");
+      const index_t lab = labels[static_cast<std::size_t>(i)];
+      require<FormatError>(lab >= 0 && lab < next, what, " is corrupted (bad id)");
+      require<FormatError>(index.row_of_.emplace(lab, i).second, what, " is corrupted (duplicate id)");
     }
+    // The payload is only 4-byte aligned by chance: copy rows out before packing.
+    std::vector<float> rows(static_cast<std::size_t>(n * dim));
+    std::memcpy(rows.data(), vectors, rows.size() * sizeof(float));
+    index.packed_.append(rows.data(), n, n_threads);
+    index.labels_ = std::move(labels);
     index.next_label_ = next;
     return index;
   }
@@ -299,8 +490,7 @@ class ExactIndex {
  private:
   index_t dim_;
   Metric metric_;
-  std::vector<float> data_;
-  std::vector<float> sqnorms_;
+  PackedVectors packed_;
   std::vector<index_t> labels_;
   std::unordered_map<index_t, index_t> row_of_;
   index_t next_label_ = 0;

@@ -14,7 +14,8 @@ from rankfold import ExactIndex, knn
 
 @pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n,nq,d,k", [(1, 3, 5, 1), (37, 5, 3, 7), (1500, 70, 17, 10), (3000, 600, 64, 25)])
+@pytest.mark.parametrize("n,nq,d,k", [(1, 3, 5, 1), (37, 5, 3, 7), (1500, 70, 17, 10), (3000, 600, 64, 25),
+                                      (700, 13, 385, 100)])
 def test_knn_matches_brute_force(metric, dtype, n, nq, d, k, rng):
     X = rng.standard_normal((n, d)).astype(dtype)
     Q = rng.standard_normal((nq, d)).astype(dtype)

@@ -264,10 +264,12 @@ inline void pack_query_tile(const float* Q, index_t d, index_t nq, float* out) {
 // One 12-query x 32-vector tile: scores in registers, ranking values
 // bias - scale * <q, x> compared against each query's current k-th best, and
 // only the winners pushed. `valid` is the number of real vectors (<= 32).
-inline void fused_tile(const float* qtile, const float* g0, index_t d, const float* bias, float scale,
-                       int rows, index_t valid, index_t first, const index_t* labels, TopK<float>* tops,
-                       float* thr) {
-#if defined(__AVX512F__)
+// The AVX-512 version is compiled with a target attribute so that portable
+// builds (RANKFOLD_NATIVE=OFF) can still pick it at run time.
+#if defined(RANKFOLD_X86)
+__attribute__((target("avx512f"))) inline void fused_tile_avx512(
+    const float* qtile, const float* g0, index_t d, const float* bias, float scale, int rows, index_t valid,
+    index_t first, const index_t* labels, TopK<float>* tops, float* thr) {
   __m512 acc0[kTileQueries], acc1[kTileQueries];
   for (int r = 0; r < kTileQueries; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
   const float* g1 = g0 + d * PackedVectors::kLanes;
@@ -302,7 +304,12 @@ inline void fused_tile(const float* qtile, const float* g0, index_t d, const flo
       }
     }
   }
-#else
+}
+#endif
+
+inline void fused_tile_generic(const float* qtile, const float* g0, index_t d, const float* bias, float scale,
+                               int rows, index_t valid, index_t first, const index_t* labels, TopK<float>* tops,
+                               float* thr) {
   float acc[kTileQueries][32] = {};
   const float* g1 = g0 + d * PackedVectors::kLanes;
   for (index_t j = 0; j < d; ++j) {
@@ -325,6 +332,20 @@ inline void fused_tile(const float* qtile, const float* g0, index_t d, const flo
       }
     }
   }
+}
+
+inline void fused_tile(const float* qtile, const float* g0, index_t d, const float* bias, float scale, int rows,
+                       index_t valid, index_t first, const index_t* labels, TopK<float>* tops, float* thr) {
+#if defined(__AVX512F__)
+  fused_tile_avx512(qtile, g0, d, bias, scale, rows, valid, first, labels, tops, thr);
+#elif defined(RANKFOLD_X86)
+  static const bool has_avx512 = __builtin_cpu_supports("avx512f");
+  if (has_avx512)
+    fused_tile_avx512(qtile, g0, d, bias, scale, rows, valid, first, labels, tops, thr);
+  else
+    fused_tile_generic(qtile, g0, d, bias, scale, rows, valid, first, labels, tops, thr);
+#else
+  fused_tile_generic(qtile, g0, d, bias, scale, rows, valid, first, labels, tops, thr);
 #endif
 }
 

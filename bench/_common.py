@@ -27,6 +27,28 @@ def median_time(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> f
     return float(np.median(times))
 
 
+def interleaved_times(fns: Dict[str, Callable[[], object]], repeat: int = 5,
+                      warmup: int = 1) -> Dict[str, List[float]]:
+    """Times several functions in turns (a, b, c, a, b, c, ...), so that a load
+    change on a shared machine hits all of them alike; returns all samples.
+    Compare with the median of per-round ratios (see ratio_of)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t0)
+    return samples
+
+
+def ratio_of(samples: Dict[str, List[float]], slow: str, fast: str) -> float:
+    """Median over rounds of time(slow) / time(fast)."""
+    return float(np.median(np.array(samples[slow]) / np.array(samples[fast])))
+
+
 def machine() -> Dict[str, object]:
     cpu = platform.processor() or ""
     try:

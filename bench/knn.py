@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _common import machine, median_time, print_table, write_json
+from _common import interleaved_times, machine, print_table, ratio_of, write_json
 from threadpoolctl import threadpool_limits
 
 import rankfold
@@ -52,20 +52,24 @@ def main() -> None:
         rf = rankfold.ExactIndex(args.dim, metric=metric).add(X)
         for t in args.threads:
             faiss.omp_set_num_threads(t)
-            t_faiss = median_time(lambda: fi.search(Q, args.k), repeat)
-            t_rf = median_time(lambda: rf.search(Q, args.k, n_threads=t), repeat)
             with threadpool_limits(t):
-                t_np = median_time(lambda: numpy_knn(X, Q, args.k, metric), max(1, repeat // 2))
+                samples = interleaved_times({
+                    "rankfold": lambda: rf.search(Q, args.k, n_threads=t),
+                    "faiss": lambda: fi.search(Q, args.k),
+                    "numpy": lambda: numpy_knn(X, Q, args.k, metric),
+                }, repeat)
+            t_rf, t_faiss, t_np = (float(np.median(samples[name])) for name in ("rankfold", "faiss", "numpy"))
             ids_rf, _ = rf.search(Q, args.k, n_threads=t)
             _, ids_f = fi.search(Q, args.k)
             agree = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids_rf, ids_f)]))
             gflops = 2.0 * args.n * args.queries * args.dim / t_rf / 1e9
             rows.append({"metric": metric, "threads": t, "rankfold q/s": args.queries / t_rf,
                          "faiss q/s": args.queries / t_faiss, "numpy q/s": args.queries / t_np,
-                         "rankfold/faiss": t_faiss / t_rf, "rankfold/numpy": t_np / t_rf,
+                         "rankfold/faiss": ratio_of(samples, "faiss", "rankfold"),
+                         "rankfold/numpy": ratio_of(samples, "numpy", "rankfold"),
                          "GFLOP/s": gflops, "agree@k": agree})
     print(f"Exact k-NN, {args.n} x {args.dim} float32 base, {args.queries} queries, k={args.k}; "
-          f"median of {repeat}")
+          f"medians of {repeat} interleaved rounds; ratios = median of per-round time ratios")
     print(machine())
     print_table(rows, ["metric", "threads", "rankfold q/s", "faiss q/s", "numpy q/s", "rankfold/faiss",
                        "rankfold/numpy", "GFLOP/s", "agree@k"])

@@ -14,7 +14,7 @@ def eigen_version() -> str: ...
 
 # ---- core
 @overload
-def topk(scores: npt.NDArray[np.float32], k: int, largest: bool, n_threads: int) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+def topk(scores: npt.NDArray[np.float32], k: int, largest: bool, n_threads: int) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...  # type: ignore[overload-overlap]
 @overload
 def topk(scores: npt.NDArray[np.float64], k: int, largest: bool, n_threads: int) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
 def spmm(indptr: npt.NDArray[np.integer], indices: npt.NDArray[np.integer], data: npt.NDArray[np.floating],
@@ -22,7 +22,7 @@ def spmm(indptr: npt.NDArray[np.integer], indices: npt.NDArray[np.integer], data
 
 # ---- ann
 @overload
-def knn(X: npt.NDArray[np.float32], Q: npt.NDArray[np.float32], k: int, metric: str, n_threads: int) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+def knn(X: npt.NDArray[np.float32], Q: npt.NDArray[np.float32], k: int, metric: str, n_threads: int) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...  # type: ignore[overload-overlap]
 @overload
 def knn(X: npt.NDArray[np.float64], Q: npt.NDArray[np.float64], k: int, metric: str, n_threads: int) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
 

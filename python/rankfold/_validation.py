@@ -86,7 +86,7 @@ def check_array(
     if order is None:
         out = arr.astype(target, copy=copy)
     else:
-        out = np.asarray(arr, dtype=target, order=order)
+        out = np.asarray(arr, dtype=target, order=order)  # type: ignore[call-overload]
         if copy and np.shares_memory(out, arr):
             out = out.copy(order=order)
     check_values(out, name, allow_nan=allow_nan, allow_inf=allow_inf, nonnegative=nonnegative)

@@ -30,6 +30,7 @@ class _IndexBase:
     """Shared validation of the index interface."""
 
     _impl: Any
+    n_threads: Optional[int]
 
     @property
     def dim(self) -> int:
@@ -141,8 +142,8 @@ def knn(X: Any, Q: Any, k: int = 10, metric: str = "l2",
     metric = check_choice(metric, "metric", METRICS)
     k = check_int(k, "k", low=1, high=2**31 - 1)
     X = check_array(X, "X", min_rows=0)
-    dtype = np.result_type(X.dtype, np.asarray(Q).dtype if not hasattr(Q, "dtype") else Q.dtype)
-    dtype = np.float64 if dtype == np.float64 else X.dtype
+    q_dtype = Q.dtype if hasattr(Q, "dtype") else np.asarray(Q).dtype
+    dtype = np.dtype(np.float64) if np.result_type(X.dtype, q_dtype) == np.float64 else X.dtype
     X = X.astype(dtype, copy=False)
     Q = check_array(Q, "Q", dtype=dtype, n_cols=X.shape[1], min_rows=0)
     return _core.knn(X, Q, k, metric, check_n_threads(n_threads))

@@ -1,0 +1,116 @@
+"""rankfold.dask on a real dask.distributed LocalCluster with 2 worker processes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+da = pytest.importorskip("dask.array")
+
+from rankfold import ExactIndex  # noqa: E402
+from rankfold.dask import ShardedIndex, merge_topk  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0", memory_limit="2GiB")
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_sharded_exact_equals_single_index(client, metric, rng):
+    X = rng.standard_normal((3000, 16)).astype(np.float32)
+    Q = rng.standard_normal((50, 16)).astype(np.float32)
+    dX = da.from_array(X, chunks=(700, 16))
+    sharded = ShardedIndex(16, metric=metric, index="exact", client=client).add(dX)
+    assert sharded.n_shards == 5 and len(sharded) == 3000
+    ids, dist = sharded.search(Q, k=10)
+    ref_ids, ref_dist = ExactIndex(16, metric=metric).add(X).search(Q, k=10)
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_allclose(dist, ref_dist, rtol=1e-6)
+
+
+def test_ids_continue_and_padding(client, rng):
+    X = rng.standard_normal((6, 4)).astype(np.float32)
+    sharded = ShardedIndex(4, index="exact", client=client)
+    ids, dist = sharded.search(X[:1], k=3)
+    assert np.all(ids == -1) and np.all(np.isinf(dist))
+    sharded.add(da.from_array(X[:3], chunks=(2, 4)))
+    sharded.add(da.from_array(X[3:], chunks=(3, 4)), ids=np.array([100, 101, 102]))
+    ids, dist = sharded.search(X, k=8)
+    assert ids[:, 0].tolist() == [0, 1, 2, 100, 101, 102]
+    assert np.all(ids[:, 6:] == -1) and np.all(np.isinf(dist[:, 6:]))
+
+
+def test_save_and_load(client, rng, tmp_path):
+    X = rng.standard_normal((500, 8)).astype(np.float32)
+    sharded = ShardedIndex(8, index="exact", client=client).add(da.from_array(X, chunks=(200, 8)))
+    sharded.save(tmp_path / "idx")
+    loaded = ShardedIndex.load(tmp_path / "idx", client=client)
+    assert loaded.n_shards == 3 and len(loaded) == 500
+    a, b = sharded.search(X[:20], 5), loaded.search(X[:20], 5)
+    np.testing.assert_array_equal(a[0], b[0])
+    with pytest.raises(ValueError, match="does not hold a saved ShardedIndex"):
+        ShardedIndex.load(tmp_path / "nothing", client=client)
+
+
+def test_merge_topk_matches_global_sort(rng):
+    d1, d2 = np.sort(rng.random((4, 3)), 1), np.sort(rng.random((4, 3)), 1)
+    i1, i2 = np.arange(12).reshape(4, 3), 100 + np.arange(12).reshape(4, 3)
+    ids, dist = merge_topk([i1, i2], [d1, d2], 4)
+    all_d = np.concatenate([d1, d2], 1)
+    np.testing.assert_array_equal(dist, np.sort(all_d, 1)[:, :4])
+
+
+def test_out_of_core_from_npy_stack(tmp_path):
+    # 400 MB of vectors on disk, more than one worker's memory limit (350 MB):
+    # generated and written by the workers, indexed shard by shard on them; the
+    # client never holds the data.
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                       memory_limit="350MiB")
+    with distributed.Client(cluster) as client:
+        client.run(lambda: __import__("dask").config.set({"distributed.worker.memory.pause": False,
+                                                          "distributed.worker.memory.spill": False,
+                                                          "distributed.worker.memory.target": False}))
+        n, d, chunk = 16 * 51_200, 128, 51_200
+        source = da.random.RandomState(0).standard_normal((n, d), chunks=(chunk, d)).astype(np.float32)
+        da.to_npy_stack(str(tmp_path / "vectors"), source)
+        X = da.from_npy_stack(str(tmp_path / "vectors"))
+        assert X.nbytes > 400e6 * 0.99
+        sharded = ShardedIndex(d, index="exact", client=client).add(X)
+        assert len(sharded) == n and sharded.n_shards == 16
+        rows = np.array([5, 51_300, 400_000, n - 1])
+        Q = X[rows].compute()
+        ids, dist = sharded.search(Q, k=3)
+        assert ids[:, 0].tolist() == rows.tolist()
+        np.testing.assert_allclose(dist[:, 0], 0, atol=1e-3)
+        assert np.all(dist[:, 1] > 1.0)
+    cluster.close()
+
+
+def test_bad_input(client, rng):
+    with pytest.raises(TypeError, match="dask.array"):
+        ShardedIndex(4, index="exact", client=client).add(rng.standard_normal((5, 4)))
+    with pytest.raises(ValueError, match="chunked along rows only"):
+        ShardedIndex(4, index="exact", client=client).add(da.ones((10, 4), chunks=(5, 2)))
+    with pytest.raises(ValueError, match="shape"):
+        ShardedIndex(4, index="exact", client=client).add(da.ones((10, 3), chunks=(5, 3)))
+    with pytest.raises(ValueError, match="index must be one of"):
+        ShardedIndex(4, index="ivf")
+    with pytest.raises(TypeError, match="client"):
+        ShardedIndex(4, index="exact", client="tcp://nowhere")
+    bad = np.ones((10, 4), np.float32)
+    bad[7, 1] = np.nan
+    sharded = ShardedIndex(4, index="exact", client=client)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        sharded.add(da.from_array(bad, chunks=(5, 4)))
+    assert len(sharded) == 0 and sharded.n_shards == 0
+    sharded.add(da.ones((4, 4), chunks=(2, 4)))
+    with pytest.raises(ValueError, match="Q must have 4 columns"):
+        sharded.search(np.ones((1, 3)))
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        sharded.search(np.ones((1, 4)), k=0)

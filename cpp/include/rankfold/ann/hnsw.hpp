@@ -351,6 +351,7 @@ class HnswIndex {
         }
       } else {
         for (int l = 1; l <= levels_[s]; ++l) *upper_list(s, l) = 0;
+        pending_[s] = 1;
       }
       const index_t lab = new_labels[static_cast<std::size_t>(i)];
       labels_[s] = lab;
@@ -665,12 +666,14 @@ class HnswIndex {
     labels_.resize(cap, -1);
     levels_.resize(cap, 0);
     deleted_.resize(cap, 0);
+    pending_.resize(cap, 0);
     upper_offset_.resize(cap, kNone);
     locks_.resize(cap);
     capacity_ = cap;
     labels_.shrink_to_fit();
     levels_.shrink_to_fit();
     deleted_.shrink_to_fit();
+    pending_.shrink_to_fit();
     upper_offset_.shrink_to_fit();
     slot_of_.reserve(cap);
     std::lock_guard<std::mutex> g(scratch_mutex_);
@@ -739,6 +742,7 @@ class HnswIndex {
         }
         for (slot_t j = 0; j < cnt; ++j) {
           const slot_t c = buf[j];
+          if (locked && is_pending(c)) continue;
           const float d = Dist::eval(q, vector_of(c), static_cast<std::size_t>(dim_));
           if (d < d_ep) {
             d_ep = d;
@@ -786,9 +790,16 @@ class HnswIndex {
       }
       for (slot_t j = 0; j < cnt; ++j) hnsw_detail::prefetch(visited.tag_address(links[j]));
       int n_fresh = 0;
-      for (slot_t j = 0; j < cnt; ++j) {
-        const slot_t c = links[j];
-        if (visited.mark(c)) fresh[n_fresh++] = c;
+      if (locked) {
+        for (slot_t j = 0; j < cnt; ++j) {
+          const slot_t c = links[j];
+          if (visited.mark(c) && !is_pending(c)) fresh[n_fresh++] = c;
+        }
+      } else {
+        for (slot_t j = 0; j < cnt; ++j) {
+          const slot_t c = links[j];
+          if (visited.mark(c)) fresh[n_fresh++] = c;
+        }
       }
       if (n_fresh == 0) {
         links = sc.links.data();
@@ -878,6 +889,8 @@ class HnswIndex {
     }
   }
 
+  bool is_pending(slot_t s) const { return __atomic_load_n(&pending_[s], __ATOMIC_ACQUIRE) != 0; }
+
   float clean(float d) const { return metric_ == Metric::L2 ? std::max(0.f, d) : d; }
 
   // Exact scan over the admissible live slots (allow == nullptr: all live).
@@ -966,6 +979,7 @@ class HnswIndex {
       const int max_deg = l == 0 ? M0_ : M_;
       for (const auto& c : cand) link_back<Dist>(c.second, s, c.first, l, max_deg);
     }
+    __atomic_store_n(&pending_[s], std::uint8_t{0}, __ATOMIC_RELEASE);
     if (level > top) {
       // top_lock is still held: publish the new entry point.
       if (level > max_level_) {
@@ -1014,6 +1028,10 @@ class HnswIndex {
   std::vector<index_t> labels_;
   std::vector<std::uint8_t> levels_;
   std::vector<std::uint8_t> deleted_;
+  // Set for a reused slot between the serial prelude of add (new vector, empty
+  // lists) and its insertion: stale in-edges of the removed item may reach it,
+  // and it must not be taken as a neighbour before it has its own lists.
+  std::vector<std::uint8_t> pending_;
   std::vector<std::uint32_t> upper_offset_;
   std::vector<slot_t> upper_pool_;
   mutable hnsw_detail::SpinLocks locks_;

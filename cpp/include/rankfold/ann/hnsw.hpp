@@ -57,6 +57,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "../core/error.hpp"
 #include "../core/rng.hpp"
 #include "../core/threads.hpp"
@@ -439,20 +443,27 @@ class HnswIndex {
     }
     const bool plain = !allow && removed_ == 0;
     const int threads = static_cast<int>(std::min<index_t>(resolve_threads(n_threads), nq));
-    parallel_region(threads, [&](int t, int nt) {
+    // Queries are handed out in small chunks from a shared counter, so a
+    // thread that is descheduled (shared machines) does not hold up the batch.
+    std::atomic<index_t> next_query{0};
+    const index_t chunk = std::max<index_t>(1, std::min<index_t>(16, nq / (8 * threads)));
+    parallel_region(threads, [&](int, int) {
       auto scratch = acquire_scratch();
       struct Release {
         const HnswIndex* self;
         std::unique_ptr<hnsw_detail::SearchScratch>& s;
         ~Release() { self->release_scratch(std::move(s)); }
       } release{this, scratch};
-      std::int64_t lo, hi;
-      split_range(nq, t, nt, lo, hi);
-      for (index_t q = lo; q < hi; ++q) {
+      for (;;) {
+        const index_t lo = next_query.fetch_add(chunk, std::memory_order_relaxed);
+        if (lo >= nq) break;
+        const index_t hi = std::min(nq, lo + chunk);
+        for (index_t q = lo; q < hi; ++q) {
         if (metric_ == Metric::L2)
           search_one<hnsw_detail::L2Dist>(Q + q * dim_, k, ef_eff, plain, allow, *scratch, out_ids + q * k, out_dist + q * k);
         else
           search_one<hnsw_detail::IPDist>(Q + q * dim_, k, ef_eff, plain, allow, *scratch, out_ids + q * k, out_dist + q * k);
+        }
       }
     });
   }
@@ -657,8 +668,18 @@ class HnswIndex {
 
   void grow(std::size_t cap) {
     if (cap <= capacity_) return;
-    char* raw = static_cast<char*>(std::aligned_alloc(64, std::max<std::size_t>(cap * stride_, 64)));
+    // Large graphs live on transparent huge pages where the kernel allows it
+    // (madvise mode): a search jumps between random nodes, and 2 MB pages
+    // remove most of the TLB misses of those jumps.
+    constexpr std::size_t kHuge = std::size_t{2} << 20;
+    std::size_t bytes = std::max<std::size_t>(cap * stride_, 64);
+    const bool huge = bytes >= 2 * kHuge;
+    if (huge) bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+    char* raw = static_cast<char*>(std::aligned_alloc(huge ? kHuge : 64, bytes));
     if (!raw) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (huge) madvise(raw, bytes, MADV_HUGEPAGE);
+#endif
     std::unique_ptr<char, hnsw_detail::AlignedFree> fresh(raw);
     if (n_slots_ > 0) std::memcpy(fresh.get(), blocks_.get(), n_slots_ * stride_);
     std::memset(fresh.get() + n_slots_ * stride_, 0, (cap - n_slots_) * stride_);

@@ -89,9 +89,14 @@ inline void prefetch(const void* p) {
 // entry, so cosine uses the inner-product functor.
 struct L2Dist {
   static float eval(const float* a, const float* b, std::size_t d) { return l2_sq(a, b, d); }
+  // A value > bound when the distance exceeds bound, else the distance.
+  static float bounded(const float* a, const float* b, std::size_t d, float bound) {
+    return l2_sq_bounded(a, b, d, bound);
+  }
 };
 struct IPDist {
   static float eval(const float* a, const float* b, std::size_t d) { return 1.f - dot(a, b, d); }
+  static float bounded(const float* a, const float* b, std::size_t d, float) { return eval(a, b, d); }
 };
 
 // An epoch-tagged visited set: marks are valid while tag[i] == epoch, so
@@ -254,6 +259,7 @@ class HnswIndex {
     const std::size_t raw = sizeof(float) * static_cast<std::size_t>(dim) + sizeof(slot_t) * (1 + static_cast<std::size_t>(M0_));
     stride_ = (raw + 63) / 64 * 64;
     vec_bytes_ = sizeof(float) * static_cast<std::size_t>(dim);
+    prefetch_bytes_ = vec_bytes_;
     upper_width_ = 1 + static_cast<std::size_t>(M_);
   }
 
@@ -739,7 +745,7 @@ class HnswIndex {
   void prefetch_vector(slot_t s) const {
     const char* p = block(s);
     // The whole vector: its lines are needed right after.
-    for (std::size_t off = 0; off < vec_bytes_; off += 64) hnsw_detail::prefetch(p + off);
+    for (std::size_t off = 0; off < prefetch_bytes_; off += 64) hnsw_detail::prefetch(p + off);
   }
 
   // --------------------------------------------------------------- search
@@ -827,9 +833,10 @@ class HnswIndex {
         continue;
       }
       prefetch_vector(fresh[0]);
+      if (n_fresh > 1) prefetch_vector(fresh[1]);
       for (int j = 0; j < n_fresh; ++j) {
-        if (j + 1 < n_fresh) prefetch_vector(fresh[j + 1]);
-        const float dist = Dist::eval(q, vector_of(fresh[j]), d);
+        if (j + 2 < n_fresh) prefetch_vector(fresh[j + 2]);
+        const float dist = Dist::bounded(q, vector_of(fresh[j]), d, list.worst());
         list.insert(dist, fresh[j]);
       }
       links = sc.links.data();
@@ -1042,7 +1049,7 @@ class HnswIndex {
   int M_, M0_, ef_construction_;
   std::atomic<int> ef_{50};
   double level_mult_;
-  std::size_t stride_ = 0, vec_bytes_ = 0, upper_width_ = 0;
+  std::size_t stride_ = 0, vec_bytes_ = 0, upper_width_ = 0, prefetch_bytes_ = 0;
 
   std::unique_ptr<char, hnsw_detail::AlignedFree> blocks_;
   std::size_t capacity_ = 0, n_slots_ = 0;

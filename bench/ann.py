@@ -29,7 +29,7 @@ import time
 from typing import Dict, List, Optional
 
 import numpy as np
-from _common import DATA_DIR, RESULTS, machine, median_time, print_table, write_json
+from _common import DATA_DIR, RESULTS, machine, print_table, write_json
 
 import rankfold
 
@@ -120,6 +120,12 @@ class RankfoldLib(Lib):
     def search(self, Q, k, ef, threads):
         return self.index.search(Q, k, ef=max(ef, k), n_threads=threads)[0]
 
+    def save(self, path):
+        self.index.save(path)
+
+    def load(self, path, dim, metric):
+        self.index = rankfold.HNSWIndex.load(path)
+
 
 class HnswlibLib(Lib):
     name = "hnswlib"
@@ -134,6 +140,15 @@ class HnswlibLib(Lib):
     def search(self, Q, k, ef, threads):
         self.index.set_ef(max(ef, k))
         return self.index.knn_query(Q, k=k, num_threads=threads)[0]
+
+    def save(self, path):
+        self.index.save_index(path)
+
+    def load(self, path, dim, metric):
+        import hnswlib
+
+        self.index = hnswlib.Index(space=metric, dim=dim)
+        self.index.load_index(path)
 
 
 class FaissHNSWLib(Lib):
@@ -154,6 +169,16 @@ class FaissHNSWLib(Lib):
         faiss.omp_set_num_threads(threads)
         self.index.hnsw.efSearch = max(ef, k)
         return self.index.search(Q, k)[1]
+
+    def save(self, path):
+        import faiss
+
+        faiss.write_index(self.index, path)
+
+    def load(self, path, dim, metric):
+        import faiss
+
+        self.index = faiss.read_index(path)
 
 
 class FaissIVFLib(Lib):
@@ -179,51 +204,81 @@ class FaissIVFLib(Lib):
         self.index.nprobe = ef
         return self.index.search(Q, k)[1]
 
+    def save(self, path):
+        import faiss
 
-def measure_lib(lib_name: str, X, Q, gt, metric: str, args) -> Dict:
-    """Build and sweep one library. Runs in a fresh process (see run), so the
-    resident-set growth during the build is the index's memory."""
+        faiss.write_index(self.index, path)
+
+    def load(self, path, dim, metric):
+        import faiss
+
+        self.index = faiss.read_index(path)
+
+
+def build_lib(lib_name: str, X, metric: str, args, path: str) -> Dict:
+    """Build one library's index in a fresh process (see run), so that the
+    resident-set growth during the build is the index's memory; save it."""
     lib = LIBS[lib_name]()
-    k = gt.shape[1]
-    build_threads = max(args.threads)
-    repeat = 2 if args.quick else 3
     before = rss_bytes()
     t0 = time.perf_counter()
-    lib.build(X, metric, args.M, args.ef_construction, build_threads)
+    lib.build(X, metric, args.M, args.ef_construction, max(args.threads))
     build = time.perf_counter() - t0
-    mem = rss_bytes() - before
-    info = {"build_s": build, "rss_bytes_per_vector": mem / X.shape[0], "curves": {}}
+    info = {"build_s": build, "rss_bytes_per_vector": (rss_bytes() - before) / X.shape[0], "curves": {}}
     if lib_name == "rankfold":
         info["own_bytes_per_vector"] = lib.index.stats()["memory_bytes"] / X.shape[0]
-    sweep = getattr(lib, "sweep", EF_SWEEP)
-    for t in args.threads:
-        curve = []
-        for ef in sweep:
-            ids = lib.search(Q, k, ef, t)
-            rec = recall_at(ids, gt)
-            sec = median_time(lambda: lib.search(Q, k, ef, t), repeat=repeat, warmup=0)
-            curve.append({"ef": ef, "recall": rec, "qps": Q.shape[0] / sec})
-            if rec >= 0.999:
-                break
-        info["curves"][str(t)] = curve
+    lib.save(path)
     return info
 
 
 def run(ds: Dict, lib_names: List[str], args) -> Dict:
+    """Builds each index in its own process, then loads them all here and
+    times the searches round-robin (every ef and repeat runs each library in
+    turn), so load changes on a shared machine hit all libraries alike."""
     import multiprocessing as mp
+    import tempfile
 
     X, Q, metric = ds["X"], ds["Q"], ds["metric"]
-    gt, _ = rankfold.ExactIndex(X.shape[1], metric=metric).add(X).search(Q, 10)
+    k = 10
+    gt, _ = rankfold.ExactIndex(X.shape[1], metric=metric).add(X).search(Q, k)
     if "gt_file" in ds:
         print(f"  exact ground truth agrees with the shipped one: recall {recall_at(gt, ds['gt_file']):.4f}")
     result = {"dataset": ds["name"], "metric": metric, "n": int(X.shape[0]), "dim": int(X.shape[1]),
               "queries": int(Q.shape[0]), "libs": {}}
     ctx = mp.get_context("spawn")
-    for name in lib_names:
-        with ctx.Pool(1) as pool:
-            info = pool.apply(measure_lib, (name, X, Q, gt, metric, args))
-        result["libs"][name] = info
-        print(f"  {name}: build {info['build_s']:.1f} s, {info['rss_bytes_per_vector']:.0f} B/vector (RSS)")
+    repeat = 3 if args.quick else 5
+    with tempfile.TemporaryDirectory() as tmp:
+        libs = {}
+        for name in lib_names:
+            path = os.path.join(tmp, name + ".index")
+            with ctx.Pool(1) as pool:
+                info = pool.apply(build_lib, (name, X, metric, args, path))
+            print(f"  {name}: build {info['build_s']:.1f} s, {info['rss_bytes_per_vector']:.0f} B/vector (RSS)")
+            result["libs"][name] = info
+            lib = LIBS[name]()
+            lib.load(path, X.shape[1], metric)
+            libs[name] = lib
+        for t in args.threads:
+            curves = {name: [] for name in libs}
+            done = set()
+            for step in range(len(EF_SWEEP)):
+                active = [n for n in libs if n not in done]
+                if not active:
+                    break
+                times = {n: [] for n in active}
+                for _ in range(repeat):
+                    for n in active:
+                        ef = getattr(libs[n], "sweep", EF_SWEEP)[step]
+                        t0 = time.perf_counter()
+                        libs[n].search(Q, k, ef, t)
+                        times[n].append(time.perf_counter() - t0)
+                for n in active:
+                    ef = getattr(libs[n], "sweep", EF_SWEEP)[step]
+                    rec = recall_at(libs[n].search(Q, k, ef, t), gt)
+                    curves[n].append({"ef": ef, "recall": rec, "qps": Q.shape[0] / float(np.median(times[n]))})
+                    if rec >= 0.999:
+                        done.add(n)
+            for n in libs:
+                result["libs"][n]["curves"][str(t)] = curves[n]
     return result
 
 
@@ -307,7 +362,7 @@ def main() -> None:
         results.append(run(ds, libs, args))
     rows = summarize(results, args)
     print(f"\nHNSW M={args.M}, ef_construction={args.ef_construction}, k=10; build with {max(args.threads)} "
-          f"threads; search: median of {2 if args.quick else 3} runs over {args.queries} batch queries")
+          f"threads; search: median of {3 if args.quick else 5} round-robin runs over {args.queries} batch queries")
     print(machine())
     print_table(rows, ["data", "metric", "threads", "library", "q/s@0.95", "q/s@0.99", "x hnswlib@0.95",
                        "x hnswlib@0.99", "max recall", "build s", "build / hnswlib", "B/vector (RSS)"])

@@ -422,7 +422,9 @@ class HnswIndex {
               float* out_dist, int n_threads) const {
     require(k >= 1, "k must be >= 1, got ", k);
     std::shared_lock<std::shared_mutex> lock(mutex_);
-    const int ef_eff = std::max(ef > 0 ? ef : this->ef(), k);
+    // The candidate list never holds more than all nodes.
+    const int ef_eff = static_cast<int>(std::min<std::int64_t>(std::max(ef > 0 ? ef : this->ef(), k),
+                                                               std::max<std::int64_t>(static_cast<std::int64_t>(n_slots_), k)));
     std::vector<float> normalized;
     if (metric_ == Metric::Cosine && nq > 0) {
       normalized.assign(Q, Q + nq * dim_);
@@ -986,11 +988,16 @@ class HnswIndex {
     slot_t ep = entry;
     float d_ep = Dist::eval(v, vector_of(ep), d);
     if (level < top) ep = descend<Dist>(v, ep, d_ep, top, level, true);
-    std::vector<std::pair<float, slot_t>> cand;
-    for (int l = std::min(level, top); l >= 0; --l) {
+    // Phase 1: choose the neighbours on every level. Phase 2: write all of
+    // s's own lists. Phase 3: link back. s becomes reachable only in phase 3,
+    // so no other thread ever finds s with a list not yet written (it would
+    // see a dead end, and its back-links into s would be overwritten).
+    const int first = std::min(level, top);
+    std::vector<std::vector<std::pair<float, slot_t>>> chosen(static_cast<std::size_t>(first + 1));
+    for (int l = first; l >= 0; --l) {
       search_level<Dist>(v, ep, d_ep, l, ef_construction_, *scratch, true);
       const auto& list = scratch->list;
-      cand.clear();
+      auto& cand = chosen[static_cast<std::size_t>(l)];
       for (int i = 0; i < list.size(); ++i)
         if (list.slot(i) != s) cand.emplace_back(list.dist(i), list.slot(i));
       if (!cand.empty()) {
@@ -998,14 +1005,19 @@ class HnswIndex {
         d_ep = cand[0].first;
       }
       select_neighbours<Dist>(cand, M_);
-      {
-        hnsw_detail::LockGuard g(locks_, s);
+    }
+    {
+      hnsw_detail::LockGuard g(locks_, s);
+      for (int l = first; l >= 0; --l) {
+        const auto& cand = chosen[static_cast<std::size_t>(l)];
         slot_t* own = list_at(s, l);
         own[0] = static_cast<slot_t>(cand.size());
         for (std::size_t i = 0; i < cand.size(); ++i) own[1 + i] = cand[i].second;
       }
+    }
+    for (int l = first; l >= 0; --l) {
       const int max_deg = l == 0 ? M0_ : M_;
-      for (const auto& c : cand) link_back<Dist>(c.second, s, c.first, l, max_deg);
+      for (const auto& c : chosen[static_cast<std::size_t>(l)]) link_back<Dist>(c.second, s, c.first, l, max_deg);
     }
     __atomic_store_n(&pending_[s], std::uint8_t{0}, __ATOMIC_RELEASE);
     if (level > top) {

@@ -177,3 +177,120 @@ def test_hypothesis_random_bytes_never_crash(tmp_path):
 
     load_random()
     assert hypothesis
+
+
+# ---------------------------------------------------------------- HNSWIndex
+@pytest.fixture
+def hnsw(rng):
+    from rankfold import HNSWIndex
+
+    return HNSWIndex(4, M=4, ef_construction=20, random_state=0).add(rng.standard_normal((30, 4)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"dim": 0}, ValueError, "dim must be >= 1"),
+        ({"dim": 4, "metric": "hamming"}, ValueError, "metric must be one of"),
+        ({"dim": 4, "M": 1}, ValueError, "M must be >= 2"),
+        ({"dim": 4, "M": 2.5}, TypeError, "M must be an integer"),
+        ({"dim": 4, "ef_construction": 0}, ValueError, "ef_construction must be >= 1"),
+        ({"dim": 4, "capacity": -1}, ValueError, "capacity must be >= 0"),
+        ({"dim": 4, "random_state": "x"}, TypeError, "random_state"),
+        ({"dim": 4, "n_threads": 0}, ValueError, "n_threads must be >= 1"),
+    ],
+)
+def test_hnsw_bad_constructor_arguments(kwargs, exc, match):
+    from rankfold import HNSWIndex
+
+    with pytest.raises(exc, match=match):
+        HNSWIndex(**kwargs)
+
+
+def test_hnsw_bad_vectors_and_ids(hnsw, rng):
+    with pytest.raises(ValueError, match="X must have 4 columns"):
+        hnsw.add(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="Q must have 4 columns"):
+        hnsw.search(np.zeros((2, 5)))
+    for bad in (np.nan, np.inf):
+        Q = np.zeros((2, 4))
+        Q[1, 1] = bad
+        with pytest.raises(ValueError, match="X contains"):
+            hnsw.add(Q)
+        with pytest.raises(ValueError, match="Q contains"):
+            hnsw.search(Q)
+    with pytest.raises(ValueError, match="duplicate"):
+        hnsw.add(rng.standard_normal((2, 4)), ids=[100, 100])
+    with pytest.raises(ValueError, match="already in the index"):
+        hnsw.add(rng.standard_normal((1, 4)), ids=[5])
+    with pytest.raises(ValueError, match="ids must be >= 0"):
+        hnsw.add(rng.standard_normal((1, 4)), ids=[-2])
+    with pytest.raises(TypeError, match="X"):
+        hnsw.add("abc")
+    with pytest.raises(ValueError, match="zero vector"):
+        type(hnsw)(3, metric="cosine").add(np.zeros((1, 3)))
+    assert len(hnsw) == 30  # failed adds changed nothing
+
+
+def test_hnsw_bad_search_arguments(hnsw):
+    Q = np.zeros((1, 4))
+    for k in (0, -1):
+        with pytest.raises(ValueError, match="k must be >= 1"):
+            hnsw.search(Q, k=k)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        hnsw.search(Q, k=2.0)
+    with pytest.raises(ValueError, match="ef must be >= k"):
+        hnsw.search(Q, k=10, ef=5)
+    with pytest.raises(ValueError, match="ef must be >= 1"):
+        hnsw.search(Q, k=1, ef=0)
+    with pytest.raises(ValueError, match="ef must be >= 1"):
+        hnsw.ef = 0
+    # k above the number of stored vectors pads (documented), no error.
+    ids, dist = hnsw.search(Q, k=40)
+    assert np.all(ids[:, 30:] == -1) and np.all(np.isinf(dist[:, 30:]))
+
+
+def test_hnsw_bad_filters(hnsw):
+    Q = np.zeros((1, 4))
+    with pytest.raises(ValueError, match="length >= 30"):
+        hnsw.search(Q, filter=np.ones(10, dtype=bool))
+    with pytest.raises(TypeError, match="filter must be an array of allowed ids"):
+        hnsw.search(Q, filter=np.array([0.5, 1.5]))
+    with pytest.raises(TypeError, match="filter must be an array"):
+        hnsw.search(Q, filter=3)
+    with pytest.raises(TypeError, match="filter must be an array"):
+        hnsw.search(Q, filter="abc")
+    with pytest.raises(ValueError, match="filter must be 1-D"):
+        hnsw.search(Q, filter=np.ones((2, 30), dtype=bool))
+    with pytest.raises(ValueError, match="filter must be >= 0"):
+        hnsw.search(Q, filter=[-1, 2])
+
+
+def test_hnsw_bad_remove_and_lookups(hnsw):
+    with pytest.raises(ValueError, match="not in the index"):
+        hnsw.remove([3, 999])
+    assert len(hnsw) == 30 and hnsw.contains([3]).all()  # nothing was removed
+    with pytest.raises(ValueError, match="duplicate"):
+        hnsw.remove([4, 4])
+    hnsw.remove([4])
+    with pytest.raises(ValueError, match="not in the index"):
+        hnsw.remove([4])
+    with pytest.raises(ValueError, match="not in the index"):
+        hnsw.get_vectors([4])
+    with pytest.raises(TypeError, match="ids must be integers"):
+        hnsw.remove([1.5])
+
+
+def test_hnsw_bad_files(hnsw, tmp_path):
+    from rankfold import HNSWIndex
+
+    with pytest.raises(TypeError, match="path"):
+        hnsw.save(3)
+    with pytest.raises(ValueError, match="cannot open"):
+        HNSWIndex.load(tmp_path / "nothing.here")
+    with pytest.raises(TypeError, match="mmap must be a bool"):
+        HNSWIndex.load(tmp_path / "nothing.here", mmap="yes")
+    path = tmp_path / "x.rfh"
+    path.write_bytes(b"RANKFOLD" + b"\0" * 40)
+    with pytest.raises(ValueError):
+        HNSWIndex.load(path)

@@ -1,9 +1,12 @@
-// Bindings of the nearest-neighbour family: exact search (ExactIndex, knn).
+// Bindings of the nearest-neighbour family: exact search (ExactIndex, knn)
+// and the HNSW graph index (HnswIndex).
+#include <fstream>
 #include <sstream>
 
 #include "common.hpp"
 
 #include "rankfold/ann/exact.hpp"
+#include "rankfold/ann/hnsw.hpp"
 
 namespace rankfold {
 namespace bindings {
@@ -52,7 +55,163 @@ py::tuple knn(const CArray<T>& X, const CArray<T>& Q, int k, const std::string& 
 
 }  // namespace
 
+
+namespace {
+
+CArray<index_t> optional_ids(const py::object& ids, index_t n, const char* name) {
+  CArray<index_t> arr = ids.cast<CArray<index_t>>();
+  require(arr.ndim() == 1 && (n < 0 || arr.shape(0) == n), name, " must be a 1-D array with one entry per row");
+  return arr;
+}
+
+void register_hnsw(py::module_& m) {
+  py::class_<HnswIndex>(m, "HnswIndex")
+      .def(py::init([](index_t dim, const std::string& metric, int M, int ef_construction, std::uint64_t seed) {
+             return std::make_unique<HnswIndex>(dim, metric_from_string(metric), M, ef_construction, seed);
+           }),
+           py::arg("dim"), py::arg("metric"), py::arg("M"), py::arg("ef_construction"), py::arg("seed"))
+      .def_property_readonly("dim", &HnswIndex::dim)
+      .def_property_readonly("metric", [](const HnswIndex& self) { return std::string(metric_name(self.metric())); })
+      .def_property_readonly("M", &HnswIndex::M)
+      .def_property_readonly("ef_construction", &HnswIndex::ef_construction)
+      .def_property("ef", &HnswIndex::ef, &HnswIndex::set_ef)
+      .def_property_readonly("next_label", &HnswIndex::next_label)
+      .def_property_readonly("capacity", &HnswIndex::capacity)
+      .def("__len__", &HnswIndex::size)
+      .def("reserve",
+           [](HnswIndex& self, index_t n) {
+             py::gil_scoped_release release;
+             self.reserve(n);
+           })
+      .def(
+          "add",
+          [](HnswIndex& self, const CArray<float>& X, py::object ids, int n_threads) {
+            check_matrix(X, "X", self.dim());
+            const index_t n = X.shape(0);
+            CArray<index_t> ids_arr;
+            const index_t* labels = nullptr;
+            if (!ids.is_none()) {
+              ids_arr = optional_ids(ids, n, "ids");
+              labels = ids_arr.data();
+            }
+            const float* px = X.data();
+            py::gil_scoped_release release;
+            self.add(px, n, labels, n_threads);
+          },
+          py::arg("X"), py::arg("ids"), py::arg("n_threads"))
+      .def(
+          "search",
+          [](const HnswIndex& self, const CArray<float>& Q, int k, int ef, py::object filter_ids,
+             py::object filter_mask, int n_threads) {
+            check_matrix(Q, "Q", self.dim());
+            require(k >= 1, "k must be >= 1, got ", k);
+            const index_t nq = Q.shape(0);
+            auto ids = new_matrix<index_t>(nq, k);
+            auto dist = new_matrix<float>(nq, k);
+            CArray<index_t> fid;
+            py::array_t<std::uint8_t, py::array::c_style> fmask;
+            if (!filter_ids.is_none()) fid = optional_ids(filter_ids, -1, "filter");
+            if (!filter_mask.is_none()) {
+              fmask = filter_mask.cast<py::array_t<std::uint8_t, py::array::c_style>>();
+              require(fmask.ndim() == 1, "filter must be 1-D");
+            }
+            const bool has_ids = !filter_ids.is_none(), has_mask = !filter_mask.is_none();
+            const float* pq = Q.data();
+            const index_t* pfid = has_ids ? fid.data() : nullptr;
+            const index_t nfid = has_ids ? fid.shape(0) : 0;
+            const std::uint8_t* pmask = has_mask ? fmask.data() : nullptr;
+            const index_t nmask = has_mask ? fmask.shape(0) : 0;
+            index_t* pi = ids.mutable_data();
+            float* pd = dist.mutable_data();
+            {
+              py::gil_scoped_release release;
+              std::vector<std::uint8_t> allow;
+              if (has_ids) allow = self.allowed_from_labels(pfid, nfid);
+              if (has_mask) allow = self.allowed_from_mask(pmask, nmask);
+              self.search(pq, nq, k, ef, (has_ids || has_mask) ? &allow : nullptr, pi, pd, n_threads);
+            }
+            return py::make_tuple(ids, dist);
+          },
+          py::arg("Q"), py::arg("k"), py::arg("ef"), py::arg("filter_ids"), py::arg("filter_mask"),
+          py::arg("n_threads"))
+      .def("remove",
+           [](HnswIndex& self, const CArray<index_t>& ids) {
+             const index_t* p = ids.data();
+             const index_t n = ids.size();
+             py::gil_scoped_release release;
+             self.remove(p, n);
+           })
+      .def("contains",
+           [](const HnswIndex& self, const CArray<index_t>& ids) {
+             py::array_t<bool> out(ids.size());
+             auto* po = out.mutable_data();
+             const index_t* pi = ids.data();
+             for (py::ssize_t i = 0; i < ids.size(); ++i) po[i] = self.contains(pi[i]);
+             return out;
+           })
+      .def("get_vectors",
+           [](const HnswIndex& self, const CArray<index_t>& ids) {
+             auto out = new_matrix<float>(ids.size(), self.dim());
+             self.get_vectors(ids.data(), ids.size(), out.mutable_data());
+             return out;
+           })
+      .def("ids",
+           [](const HnswIndex& self) {
+             const auto labels = self.live_labels();
+             py::array_t<index_t> out(static_cast<py::ssize_t>(labels.size()));
+             std::copy(labels.begin(), labels.end(), out.mutable_data());
+             return out;
+           })
+      .def("stats",
+           [](const HnswIndex& self) {
+             const HnswStats st = self.stats();
+             py::dict d;
+             d["size"] = st.size;
+             d["slots"] = st.slots;
+             d["capacity"] = st.capacity;
+             d["removed"] = st.removed;
+             d["max_level"] = st.max_level;
+             py::list levels;
+             for (index_t c : st.nodes_per_level) levels.append(c);
+             d["nodes_per_level"] = levels;
+             d["mean_degree0"] = st.mean_degree0;
+             d["memory_bytes"] = st.memory_bytes;
+             d["bytes_per_vector"] = st.bytes_per_node;
+             return d;
+           })
+      .def("save",
+           [](const HnswIndex& self, const std::string& path) {
+             py::gil_scoped_release release;
+             std::ofstream out(path, std::ios::binary | std::ios::trunc);
+             require(static_cast<bool>(out), "cannot open '", path, "' for writing");
+             self.save(out);
+           })
+      .def("to_bytes",
+           [](const HnswIndex& self) {
+             std::ostringstream out(std::ios::binary);
+             self.save(out);
+             return py::bytes(out.str());
+           })
+      .def_static("load",
+                  [](const std::string& path) {
+                    py::gil_scoped_release release;
+                    const std::vector<char> buffer = io::read_file(path);
+                    return HnswIndex::load(buffer.data(), buffer.size(), "'" + path + "'");
+                  })
+      .def_static("from_buffer", [](const py::buffer& data, const std::string& what) {
+        const py::buffer_info info = data.request();
+        require(info.ndim == 1 && info.itemsize == 1, "the index buffer must be a 1-D byte buffer");
+        const char* p = static_cast<const char*>(info.ptr);
+        const std::size_t n = static_cast<std::size_t>(info.size);
+        py::gil_scoped_release release;
+        return HnswIndex::load(p, n, what);
+      });
+}
+
+}  // namespace
+
 void register_ann(py::module_& m) {
+  register_hnsw(m);
   m.def("knn", &knn<float>, py::arg("X"), py::arg("Q"), py::arg("k"), py::arg("metric"), py::arg("n_threads"));
   m.def("knn", &knn<double>, py::arg("X"), py::arg("Q"), py::arg("k"), py::arg("metric"), py::arg("n_threads"));
 

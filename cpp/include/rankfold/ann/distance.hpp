@@ -180,6 +180,45 @@ inline float l2_sq(const float* a, const float* b, std::size_t d) {
 #endif
 }
 
+// Squared L2 distance with early exit: once a partial sum over a prefix of
+// the dimensions exceeds `bound`, that partial sum (> bound) is returned
+// instead of the full distance. Graph searches reject most candidates, and
+// a rejection then needs only part of the vector. Exact when the distance is
+// <= bound.
+inline float l2_sq_bounded(const float* a, const float* b, std::size_t d, float bound) {
+#if defined(__AVX512F__)
+  if (d >= 64) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    std::size_t i = 0;
+    // Check after each 64 dimensions (4 cache lines of each vector).
+    for (; i + 64 <= d; i += 64) {
+      for (std::size_t j = i; j < i + 64; j += 32) {
+        const __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + j), _mm512_loadu_ps(b + j));
+        const __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + j + 16), _mm512_loadu_ps(b + j + 16));
+        s0 = _mm512_fmadd_ps(t0, t0, s0);
+        s1 = _mm512_fmadd_ps(t1, t1, s1);
+      }
+      if (i + 64 < d) {
+        const float partial = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+        if (partial > bound) return partial;
+      }
+    }
+    for (; i + 16 <= d; i += 16) {
+      const __m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+      s0 = _mm512_fmadd_ps(t, t, s0);
+    }
+    if (i < d) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1u);
+      const __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+      s1 = _mm512_fmadd_ps(t, t, s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+  }
+#endif
+  (void)bound;
+  return l2_sq(a, b, d);
+}
+
 // Inner product of two float vectors of length d.
 inline float dot(const float* a, const float* b, std::size_t d) {
 #if defined(__AVX512F__)

@@ -1,0 +1,429 @@
+// Alternating least squares for matrix completion.
+//
+// One "half sweep" solves every row of one side (users or items) with the
+// other side's factors Y fixed. Two models:
+//
+// * implicit feedback (Hu, Koren & Volinsky 2008): preference p_ui = 1 where
+//   r_ui > 0, confidence c_ui = 1 + alpha r_ui, every unobserved cell has
+//   p = 0, c = 1. Row u solves
+//       (Y^T Y + Y^T (C_u - I) Y + lambda I) x_u = Y^T C_u p_u,
+//   where Y^T Y is shared by all rows, so a row costs O(nnz_u k^2 + k^3)
+//   exactly (Cholesky) or O(k^2 + nnz_u k) per conjugate-gradient step.
+// * explicit feedback with weighted-lambda regularisation (Zhou et al. 2008):
+//       (Y_u^T Y_u + lambda n_u I) x_u = Y_u^T (r_u - mu - b_item),
+//   optionally with a per-row bias learnt jointly (the other side's vectors
+//   get an extra constant 1 coordinate).
+//
+// solver: Cholesky (exact) or a few warm-started conjugate-gradient steps
+// (inexact updates keep alternating minimisation converging at O(|Omega| k)
+// cost per sweep). Rows are processed in parallel, in chunks of roughly equal
+// work (nonzeros, not rows), with per-thread scratch and no allocation in the
+// hot loop. Rows without observations get a zero vector (and zero bias).
+#pragma once
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/rng.hpp"
+#include "../core/sparse.hpp"
+#include "../core/threads.hpp"
+#include "../core/types.hpp"
+
+namespace rankfold {
+namespace completion {
+
+enum class Solver { Cholesky, CG };
+
+inline Solver solver_from_string(const std::string& name) {
+  if (name == "cholesky") return Solver::Cholesky;
+  if (name == "cg") return Solver::CG;
+  throw InvalidArgument("solver must be 'cholesky' or 'cg', got '" + name + "'");
+}
+
+namespace detail {
+
+template <typename T>
+inline T dot(const T* a, const T* b, index_t k) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (index_t j = 0; j < k; ++j) s += a[j] * b[j];
+  return s;
+}
+
+template <typename T>
+inline void axpy(T a, const T* x, T* y, index_t k) {
+#pragma omp simd
+  for (index_t j = 0; j < k; ++j) y[j] += a * x[j];
+}
+
+}  // namespace detail
+
+// Boundaries of row chunks of roughly equal work (nnz + a per-row constant),
+// about `per_thread` chunks per thread, for a dynamic schedule over chunks.
+template <typename I>
+std::vector<index_t> balanced_chunks(const I* indptr, index_t rows, double row_cost, int n_threads,
+                                     int per_thread = 32) {
+  std::vector<index_t> bounds{0};
+  if (rows <= 0) return bounds;
+  const double total = static_cast<double>(indptr[rows]) + row_cost * static_cast<double>(rows);
+  const double target = std::max(1.0, total / (static_cast<double>(std::max(1, n_threads)) * per_thread));
+  double acc = 0;
+  for (index_t r = 0; r < rows; ++r) {
+    acc += static_cast<double>(indptr[r + 1] - indptr[r]) + row_cost;
+    if (acc >= target) {
+      bounds.push_back(r + 1);
+      acc = 0;
+    }
+  }
+  if (bounds.back() != rows) bounds.push_back(rows);
+  return bounds;
+}
+
+// Runs body(row, scratch) over all rows, balanced by nonzeros, with one
+// Scratch object per thread (built by make_scratch()).
+template <typename I, typename MakeScratch, typename Body>
+void for_rows_balanced(const I* indptr, index_t rows, double row_cost, int n_threads,
+                       MakeScratch&& make_scratch, Body&& body) {
+  const int threads = resolve_threads(n_threads);
+  const std::vector<index_t> bounds = balanced_chunks(indptr, rows, row_cost, threads);
+  using Scratch = decltype(make_scratch());
+  std::vector<Scratch> scratch;
+  scratch.reserve(static_cast<std::size_t>(threads));
+  for (int t = 0; t < threads; ++t) scratch.push_back(make_scratch());
+  const index_t n_chunks = static_cast<index_t>(bounds.size()) - 1;
+  parallel_for(
+      0, n_chunks, threads,
+      [&](index_t c) {
+        Scratch& s = scratch[static_cast<std::size_t>(thread_id())];
+        for (index_t r = bounds[c]; r < bounds[c + 1]; ++r) body(r, s);
+      },
+      1);
+}
+
+// G = A^T A (k x k) of a row-major n x k matrix, in parallel over row blocks
+// (each thread forms a partial Gram matrix; the partials are summed in order,
+// so the result does not depend on timing).
+template <typename T>
+ColMatrix<T> gram(const T* A, index_t n, index_t k, int n_threads) {
+  const int threads = static_cast<int>(std::max<index_t>(1, std::min<index_t>(resolve_threads(n_threads), n / 256 + 1)));
+  std::vector<ColMatrix<T>> partial(static_cast<std::size_t>(threads), ColMatrix<T>::Zero(k, k));
+  parallel_region(threads, [&](int t, int nt) {
+    index_t lo, hi;
+    split_range(n, t, nt, lo, hi);
+    if (hi <= lo) return;
+    const auto block = row_view(A + lo * k, hi - lo, k);
+    partial[static_cast<std::size_t>(t)].template selfadjointView<Eigen::Lower>().rankUpdate(block.transpose());
+  });
+  ColMatrix<T> G = ColMatrix<T>::Zero(k, k);
+  for (const auto& P : partial) G += P;
+  G.template triangularView<Eigen::StrictlyUpper>() = G.transpose();
+  return G;
+}
+
+// Factors initialised from N(0, scale^2) (|.| when nonnegative), one random
+// stream per row so the result depends on the seed only.
+template <typename T>
+void init_factors(T* out, index_t rows, index_t k, std::uint64_t seed, double scale, bool nonnegative,
+                  int n_threads) {
+  const Rng base(seed);
+  parallel_for(
+      0, rows, n_threads,
+      [&](index_t r) {
+        Rng rng = base.stream(static_cast<std::uint64_t>(r));
+        for (index_t j = 0; j < k; ++j) {
+          const double v = rng.normal() * scale;
+          out[r * k + j] = static_cast<T>(nonnegative ? std::abs(v) : v);
+        }
+      },
+      256);
+}
+
+struct SolveOptions {
+  Solver solver = Solver::CG;
+  int cg_steps = 3;
+  double regularization = 0.01;
+  bool nonnegative = false;
+  int n_threads = 0;
+};
+
+// ---------------------------------------------------------------- implicit
+
+template <typename T>
+struct ImplicitScratch {
+  Vector<T> r, p, Ap, b;
+  ColMatrix<T> A;  // Cholesky: the k x k system
+  ColMatrix<T> Z;  // Cholesky: sqrt(c - 1) y_i as columns, k x block
+  Eigen::LLT<ColMatrix<T>, Eigen::Lower> llt;
+};
+
+// Solves every row of X (rows x k, row-major, updated in place: the current
+// values are the CG warm start) against Y (cols x k) with confidences
+// 1 + alpha * R. R's stored values must be > 0 (zeros are skipped).
+template <typename T, typename I>
+void implicit_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_t k, double alpha,
+                         const SolveOptions& opt) {
+  require(k >= 1, "factors must be >= 1");
+  require(opt.cg_steps >= 1, "cg_steps must be >= 1");
+  ColMatrix<T> G = gram(Y, R.cols, k, opt.n_threads);
+  G.diagonal().array() += static_cast<T>(opt.regularization);
+  const T a = static_cast<T>(alpha);
+  const index_t block = 64;
+  auto make = [&] {
+    ImplicitScratch<T> s;
+    s.r.resize(k);
+    s.p.resize(k);
+    s.Ap.resize(k);
+    s.b.resize(k);
+    if (opt.solver == Solver::Cholesky) {
+      s.A.resize(k, k);
+      s.Z.resize(k, block);
+      s.llt = Eigen::LLT<ColMatrix<T>, Eigen::Lower>(k);
+    }
+    return s;
+  };
+  const double row_cost = opt.solver == Solver::CG ? 0.5 * static_cast<double>(k) : static_cast<double>(k) / 3.0;
+  for_rows_balanced(R.indptr, R.rows, row_cost, opt.n_threads, make, [&](index_t u, ImplicitScratch<T>& s) {
+    const I begin = R.indptr[u], end = R.indptr[u + 1];
+    Eigen::Map<Vector<T>> x(X + u * k, k);
+    if (begin == end) {  // no observations: b = 0, the solution is 0
+      x.setZero();
+      return;
+    }
+    if (opt.solver == Solver::CG) {
+      // r = b - A x with b = sum c_i y_i and A x = G x + sum (c_i - 1) (y_i . x) y_i
+      s.r.noalias() = -(G * x);
+      T* r = s.r.data();
+      for (I q = begin; q < end; ++q) {
+        const T cm1 = a * R.data[q];
+        if (!(cm1 > 0)) continue;
+        const T* y = Y + static_cast<index_t>(R.indices[q]) * k;
+        detail::axpy(T(1) + cm1 - cm1 * detail::dot(y, x.data(), k), y, r, k);
+      }
+      s.p = s.r;
+      T rs_old = s.r.squaredNorm();
+      for (int it = 0; it < opt.cg_steps; ++it) {
+        if (!(rs_old > T(0))) break;
+        s.Ap.noalias() = G * s.p;
+        T* Ap = s.Ap.data();
+        const T* p = s.p.data();
+        for (I q = begin; q < end; ++q) {
+          const T cm1 = a * R.data[q];
+          if (!(cm1 > 0)) continue;
+          const T* y = Y + static_cast<index_t>(R.indices[q]) * k;
+          detail::axpy(cm1 * detail::dot(y, p, k), y, Ap, k);
+        }
+        const T pAp = s.p.dot(s.Ap);
+        if (!(pAp > T(0))) break;
+        const T step = rs_old / pAp;
+        x.noalias() += step * s.p;
+        s.r.noalias() -= step * s.Ap;
+        const T rs_new = s.r.squaredNorm();
+        s.p = s.r + (rs_new / rs_old) * s.p;
+        rs_old = rs_new;
+      }
+    } else {
+      // A = G + Z Z^T with Z's columns sqrt(c_i - 1) y_i, gathered in blocks
+      // so the update runs as a blocked symmetric rank-b product (SYRK).
+      s.A = G;
+      s.b.setZero();
+      index_t filled = 0;
+      auto flush = [&] {
+        if (filled == 0) return;
+        s.A.template selfadjointView<Eigen::Lower>().rankUpdate(s.Z.leftCols(filled));
+        filled = 0;
+      };
+      for (I q = begin; q < end; ++q) {
+        const T cm1 = a * R.data[q];
+        if (!(cm1 > 0)) continue;
+        const T* y = Y + static_cast<index_t>(R.indices[q]) * k;
+        const T w = std::sqrt(cm1);
+        T* z = s.Z.col(filled).data();
+#pragma omp simd
+        for (index_t j = 0; j < k; ++j) z[j] = w * y[j];
+        detail::axpy(T(1) + cm1, y, s.b.data(), k);
+        if (++filled == block) flush();
+      }
+      flush();
+      s.llt.compute(s.A);
+      require<NumericalError>(s.llt.info() == Eigen::Success, "Cholesky factorisation failed for row ", u,
+                              "; increase regularization");
+      x = s.llt.solve(s.b);
+    }
+    if (opt.nonnegative) x = x.cwiseMax(T(0));
+  });
+}
+
+// Objective: sum over all cells c_ui (p_ui - x_u.y_i)^2 + lambda (|X|^2 + |Y|^2),
+// computed as sum_u x_u^T (Y^T Y) x_u + sum over nonzeros [c (1 - s)^2 - s^2].
+template <typename T, typename I>
+double implicit_loss(const CompressedView<T, I>& R, const T* X, const T* Y, index_t k, double alpha,
+                     double regularization, int n_threads) {
+  const ColMatrix<T> GY = gram(Y, R.cols, k, n_threads);
+  const ColMatrix<T> GX = gram(X, R.rows, k, n_threads);
+  double total = GX.template cast<double>().cwiseProduct(GY.template cast<double>()).sum();
+  const int threads = resolve_threads(n_threads);
+  std::vector<double> partial(static_cast<std::size_t>(threads), 0.0);
+  parallel_region(threads, [&](int t, int nt) {
+    index_t lo, hi;
+    split_range(R.rows, t, nt, lo, hi);
+    double acc = 0;
+    for (index_t u = lo; u < hi; ++u) {
+      const T* x = X + u * k;
+      for (I q = R.indptr[u]; q < R.indptr[u + 1]; ++q) {
+        const double c = 1.0 + alpha * static_cast<double>(R.data[q]);
+        if (!(c > 1.0)) continue;
+        const double sc = detail::dot(x, Y + static_cast<index_t>(R.indices[q]) * k, k);
+        acc += c * (1.0 - sc) * (1.0 - sc) - sc * sc;
+      }
+    }
+    partial[static_cast<std::size_t>(t)] = acc;
+  });
+  for (double v : partial) total += v;
+  return total + regularization * (GX.trace() + static_cast<double>(GY.trace()));
+}
+
+// ---------------------------------------------------------------- explicit
+
+template <typename T>
+struct ExplicitScratch {
+  ColMatrix<T> Z;  // d x nnz_u: the other side's vectors of row u (plus a 1 for the bias)
+  Vector<T> t, x, r, p, Ap, b;
+  ColMatrix<T> A;
+  Eigen::LLT<ColMatrix<T>, Eigen::Lower> llt;
+};
+
+// Solves every row of X (rows x k) against Y (cols x k) on the observed
+// entries R: target r_ui - mu - other_bias[i]; own_bias (may be null) is
+// learnt jointly when non-null. Weighted-lambda: penalty lambda * n_u.
+template <typename T, typename I>
+void explicit_half_sweep(const CompressedView<T, I>& R, const T* Y, const T* other_bias, T* X, T* own_bias,
+                         index_t k, double mu, const SolveOptions& opt) {
+  require(k >= 1, "factors must be >= 1");
+  require(opt.cg_steps >= 1, "cg_steps must be >= 1");
+  const bool bias = own_bias != nullptr;
+  const index_t d = k + (bias ? 1 : 0);
+  auto make = [&] {
+    ExplicitScratch<T> s;
+    s.x.resize(d);
+    s.r.resize(d);
+    s.p.resize(d);
+    s.Ap.resize(d);
+    s.b.resize(d);
+    if (opt.solver == Solver::Cholesky) {
+      s.A.resize(d, d);
+      s.llt = Eigen::LLT<ColMatrix<T>, Eigen::Lower>(d);
+    }
+    return s;
+  };
+  const double row_cost = opt.solver == Solver::CG ? 1.0 : static_cast<double>(k) / 3.0;
+  for_rows_balanced(R.indptr, R.rows, row_cost, opt.n_threads, make, [&](index_t u, ExplicitScratch<T>& s) {
+    const I begin = R.indptr[u], end = R.indptr[u + 1];
+    const index_t n = static_cast<index_t>(end - begin);
+    Eigen::Map<Vector<T>> xu(X + u * k, k);
+    if (n == 0) {
+      xu.setZero();
+      if (bias) own_bias[u] = T(0);
+      return;
+    }
+    if (s.Z.cols() < n) s.Z.resize(d, std::max<index_t>(n, 2 * s.Z.cols()));
+    if (s.t.size() < n) s.t.resize(std::max<index_t>(n, 2 * s.t.size()));
+    for (index_t q = 0; q < n; ++q) {
+      const index_t i = static_cast<index_t>(R.indices[begin + q]);
+      T* z = s.Z.col(q).data();
+      const T* y = Y + i * k;
+      for (index_t j = 0; j < k; ++j) z[j] = y[j];
+      if (bias) z[k] = T(1);
+      s.t[q] = R.data[begin + q] - static_cast<T>(mu) - (other_bias ? other_bias[i] : T(0));
+    }
+    const auto Z = s.Z.leftCols(n);
+    const auto t = s.t.head(n);
+    const T lam = static_cast<T>(opt.regularization * static_cast<double>(n));
+    s.b.noalias() = Z * t;
+    s.x.head(k) = xu;
+    if (bias) s.x[k] = own_bias[u];
+    if (opt.solver == Solver::Cholesky) {
+      s.A.setZero();
+      s.A.template selfadjointView<Eigen::Lower>().rankUpdate(Z);
+      s.A.diagonal().array() += lam;
+      s.llt.compute(s.A);
+      require<NumericalError>(s.llt.info() == Eigen::Success, "Cholesky factorisation failed for row ", u,
+                              "; increase regularization");
+      s.x = s.llt.solve(s.b);
+    } else {
+      // A v = Z (Z^T v) + lam v, two passes over the gathered vectors.
+      auto apply = [&](const Vector<T>& v, Vector<T>& out) {
+        out = lam * v;
+        for (index_t q = 0; q < n; ++q) {
+          const T* z = s.Z.col(q).data();
+          detail::axpy(detail::dot(z, v.data(), d), z, out.data(), d);
+        }
+      };
+      apply(s.x, s.Ap);
+      s.r = s.b - s.Ap;
+      s.p = s.r;
+      T rs_old = s.r.squaredNorm();
+      for (int it = 0; it < opt.cg_steps; ++it) {
+        if (!(rs_old > T(0))) break;
+        apply(s.p, s.Ap);
+        const T pAp = s.p.dot(s.Ap);
+        if (!(pAp > T(0))) break;
+        const T step = rs_old / pAp;
+        s.x.noalias() += step * s.p;
+        s.r.noalias() -= step * s.Ap;
+        const T rs_new = s.r.squaredNorm();
+        s.p = s.r + (rs_new / rs_old) * s.p;
+        rs_old = rs_new;
+      }
+    }
+    if (opt.nonnegative) s.x.head(k) = s.x.head(k).cwiseMax(T(0));
+    xu = s.x.head(k);
+    if (bias) own_bias[u] = s.x[k];
+  });
+}
+
+// Sum of squared errors over the stored entries and the weighted-lambda
+// penalty of the rows of this side: returns {sse, penalty}.
+template <typename T, typename I>
+std::pair<double, double> explicit_loss(const CompressedView<T, I>& R, const T* X, const T* Y, const T* row_bias,
+                                        const T* col_bias, index_t k, double mu, double regularization,
+                                        int n_threads) {
+  const int threads = resolve_threads(n_threads);
+  std::vector<double> sse(static_cast<std::size_t>(threads), 0.0), pen(static_cast<std::size_t>(threads), 0.0);
+  parallel_region(threads, [&](int t, int nt) {
+    index_t lo, hi;
+    split_range(R.rows, t, nt, lo, hi);
+    double acc = 0, p = 0;
+    for (index_t u = lo; u < hi; ++u) {
+      const T* x = X + u * k;
+      const double n = static_cast<double>(R.indptr[u + 1] - R.indptr[u]);
+      double sq = 0;
+      for (index_t j = 0; j < k; ++j) sq += static_cast<double>(x[j]) * x[j];
+      if (row_bias) sq += static_cast<double>(row_bias[u]) * row_bias[u];
+      p += regularization * n * sq;
+      for (I q = R.indptr[u]; q < R.indptr[u + 1]; ++q) {
+        const index_t i = static_cast<index_t>(R.indices[q]);
+        double pred = mu + static_cast<double>(detail::dot(x, Y + i * k, k));
+        if (row_bias) pred += row_bias[u];
+        if (col_bias) pred += col_bias[i];
+        const double e = static_cast<double>(R.data[q]) - pred;
+        acc += e * e;
+      }
+    }
+    sse[static_cast<std::size_t>(t)] = acc;
+    pen[static_cast<std::size_t>(t)] = p;
+  });
+  double a = 0, b = 0;
+  for (int t = 0; t < threads; ++t) {
+    a += sse[static_cast<std::size_t>(t)];
+    b += pen[static_cast<std::size_t>(t)];
+  }
+  return {a, b};
+}
+
+}  // namespace completion
+}  // namespace rankfold

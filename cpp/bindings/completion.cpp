@@ -71,26 +71,50 @@ SolveOptions options(const std::string& solver, int cg_steps, double regularizat
 template <typename T, typename I>
 void implicit_half_sweep(const CArray<I>& indptr, const CArray<I>& indices, const CArray<T>& data, index_t cols,
                          const CArray<T>& Y, CArray<T>& X, double alpha, const std::string& solver, int cg_steps,
-                         double regularization, bool nonnegative, int n_threads) {
+                         double regularization, bool nonnegative, int n_threads, py::object YtY) {
   const auto R = csr_view(indptr, indices, data, cols, "user_items");
   const index_t k = Y.ndim() == 2 ? Y.shape(1) : 0;
   const T* py = factors_const(Y, cols, k, "Y");
   T* px = factors(X, R.rows, k, "X");
   require(alpha > 0, "alpha must be > 0");
   const SolveOptions opt = options(solver, cg_steps, regularization, nonnegative, n_threads);
+  CArray<T> gram_arr;
+  const T* pg = nullptr;
+  if (!YtY.is_none()) {
+    gram_arr = YtY.cast<CArray<T>>();
+    check_matrix(gram_arr, "YtY", k);
+    require(gram_arr.shape(0) == k, "YtY must be k x k");
+    pg = gram_arr.data();
+  }
   py::gil_scoped_release release;
-  completion::implicit_half_sweep<T, I>(R, py, px, k, alpha, opt);
+  completion::implicit_half_sweep<T, I>(R, py, px, k, alpha, opt, pg);
 }
 
 template <typename T, typename I>
 double implicit_loss(const CArray<I>& indptr, const CArray<I>& indices, const CArray<T>& data, index_t cols,
-                     const CArray<T>& X, const CArray<T>& Y, double alpha, double regularization, int n_threads) {
+                     const CArray<T>& X, const CArray<T>& Y, double alpha, double regularization, int n_threads,
+                     py::object XtX, py::object YtY) {
   const auto R = csr_view(indptr, indices, data, cols, "user_items");
   const index_t k = Y.ndim() == 2 ? Y.shape(1) : 0;
   const T* py = factors_const(Y, cols, k, "Y");
   const T* px = factors_const(X, R.rows, k, "X");
+  CArray<T> gx, gy;
+  const T* pgx = nullptr;
+  const T* pgy = nullptr;
+  if (!XtX.is_none()) {
+    gx = XtX.cast<CArray<T>>();
+    check_matrix(gx, "XtX", k);
+    require(gx.shape(0) == k, "XtX must be k x k");
+    pgx = gx.data();
+  }
+  if (!YtY.is_none()) {
+    gy = YtY.cast<CArray<T>>();
+    check_matrix(gy, "YtY", k);
+    require(gy.shape(0) == k, "YtY must be k x k");
+    pgy = gy.data();
+  }
   py::gil_scoped_release release;
-  return completion::implicit_loss<T, I>(R, px, py, k, alpha, regularization, n_threads);
+  return completion::implicit_loss<T, I>(R, px, py, k, alpha, regularization, n_threads, pgx, pgy);
 }
 
 template <typename T, typename I>
@@ -190,14 +214,29 @@ py::array_t<T> init_factors(index_t rows, index_t k, std::uint64_t seed, double 
   return out;
 }
 
+template <typename T>
+py::array_t<T> gram_matrix(const CArray<T>& A, int n_threads) {
+  check_matrix(A, "A");
+  const index_t n = A.shape(0), k = A.shape(1);
+  require(k >= 1, "A must have at least one column");
+  auto out = new_matrix<T>(k, k);
+  const T* pa = A.data();
+  T* po = out.mutable_data();
+  py::gil_scoped_release release;
+  const ColMatrix<T> G = completion::gram(pa, n, k, n_threads);
+  Eigen::Map<ColMatrix<T>>(po, k, k) = G;  // symmetric: the same in either order
+  return out;
+}
+
 template <typename T, typename I>
 void register_typed(py::module_& m) {
   m.def("als_implicit_half_sweep", &implicit_half_sweep<T, I>, py::arg("indptr"), py::arg("indices"),
         py::arg("data"), py::arg("n_cols"), py::arg("Y"), py::arg("X"), py::arg("alpha"), py::arg("solver"),
-        py::arg("cg_steps"), py::arg("regularization"), py::arg("nonnegative"), py::arg("n_threads"));
+        py::arg("cg_steps"), py::arg("regularization"), py::arg("nonnegative"), py::arg("n_threads"),
+        py::arg("YtY") = py::none());
   m.def("als_implicit_loss", &implicit_loss<T, I>, py::arg("indptr"), py::arg("indices"), py::arg("data"),
         py::arg("n_cols"), py::arg("X"), py::arg("Y"), py::arg("alpha"), py::arg("regularization"),
-        py::arg("n_threads"));
+        py::arg("n_threads"), py::arg("XtX") = py::none(), py::arg("YtY") = py::none());
   m.def("als_explicit_half_sweep", &explicit_half_sweep<T, I>, py::arg("indptr"), py::arg("indices"),
         py::arg("data"), py::arg("n_cols"), py::arg("Y"), py::arg("other_bias"), py::arg("X"), py::arg("own_bias"),
         py::arg("mu"), py::arg("solver"), py::arg("cg_steps"), py::arg("regularization"), py::arg("nonnegative"),
@@ -221,6 +260,8 @@ void register_completion(py::module_& m) {
   m.def("als_topk_dot", &topk_dot<double, std::int64_t>, py::arg("Q"), py::arg("Y"), py::arg("n"),
         py::arg("seen_indptr"), py::arg("seen_indices"), py::arg("seen_rows"), py::arg("candidates"),
         py::arg("n_threads"));
+  m.def("als_gram", &gram_matrix<float>, py::arg("A"), py::arg("n_threads"));
+  m.def("als_gram", &gram_matrix<double>, py::arg("A"), py::arg("n_threads"));
   m.def("als_init_factors_float32", &init_factors<float>, py::arg("rows"), py::arg("k"), py::arg("seed"),
         py::arg("scale"), py::arg("nonnegative"), py::arg("n_threads"));
   m.def("als_init_factors_float64", &init_factors<double>, py::arg("rows"), py::arg("k"), py::arg("seed"),

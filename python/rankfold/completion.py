@@ -67,7 +67,7 @@ class ALS:
     factors : int
         Rank of the model (length of each user and item vector).
     regularization : float or None
-        L2 penalty. None: 0.01 for implicit feedback, 0.05 for explicit
+        L2 penalty. None: 0.01 for implicit feedback, 0.1 for explicit
         (weighted-lambda: scaled by each row's number of ratings).
     alpha : float
         Implicit feedback: confidence ``c = 1 + alpha * r``. Must be > 0.
@@ -135,7 +135,7 @@ class ALS:
         solver = check_choice(self.solver, "solver", SOLVERS)
         reg = self.regularization
         if reg is None:
-            reg = 0.01 if feedback == "implicit" else 0.05
+            reg = 0.01 if feedback == "implicit" else 0.1
         reg = check_float(reg, "regularization", low=0.0)
         alpha = check_float(self.alpha, "alpha", low=0.0, low_inclusive=False)
         iterations = check_int(self.iterations, "iterations", low=1, high=1 << 20)
@@ -239,11 +239,15 @@ class ALS:
         n_per_item = np.diff(XT.indptr).astype(np.float64)
         self.loss_history_: List[float] = []
         self.n_iter_ = 0
+        YtY = _core.als_gram(Yf, nt) if implicit else None
         for it in range(p["iterations"]):
             if implicit:
-                _core.als_implicit_half_sweep(*R, n_items, Yf, Xf, alpha=p["alpha"], **common)
-                _core.als_implicit_half_sweep(*RT, n_users, Xf, Yf, alpha=p["alpha"], **common)
-                loss = _core.als_implicit_loss(*R, n_items, Xf, Yf, p["alpha"], p["reg"], nt) / X.nnz
+                # Each Gram matrix is formed once and shared by a sweep and the loss.
+                _core.als_implicit_half_sweep(*R, n_items, Yf, Xf, alpha=p["alpha"], YtY=YtY, **common)
+                XtX = _core.als_gram(Xf, nt)
+                _core.als_implicit_half_sweep(*RT, n_users, Xf, Yf, alpha=p["alpha"], YtY=XtX, **common)
+                YtY = _core.als_gram(Yf, nt)
+                loss = _core.als_implicit_loss(*R, n_items, Xf, Yf, p["alpha"], p["reg"], nt, XtX, YtY) / X.nnz
             else:
                 _core.als_explicit_half_sweep(*R, n_items, Yf, ib, Xf, ub, mu, **common)
                 _core.als_explicit_half_sweep(*RT, n_users, Xf, ub, Yf, ib, mu, **common)

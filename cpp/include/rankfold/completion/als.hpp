@@ -153,70 +153,145 @@ struct SolveOptions {
 
 // ---------------------------------------------------------------- implicit
 
+// Cholesky factorisation of a small dense SPD matrix, in place, for the
+// per-row solves: column-major, leading dimension ld a multiple of the SIMD
+// width, rows k..ld of every column zero. Full-width column updates (the
+// entries above the diagonal are clobbered, never read) keep every inner loop
+// a whole number of aligned vectors; this runs about twice as fast as a
+// general-purpose LLT at k = 64. Returns false when A is not positive definite.
+template <typename T>
+constexpr index_t simd_lanes() {
+  return 64 / static_cast<index_t>(sizeof(T));
+}
+
+template <typename T>
+bool cholesky_in_place(T* A, index_t k, index_t ld, T* inv_diag) {
+  constexpr index_t W = simd_lanes<T>();
+  for (index_t j = 0; j < k; ++j) {
+    T* cj = A + j * ld;
+    const index_t r0 = j & ~(W - 1);
+    index_t p = 0;
+    for (; p + 4 <= j; p += 4) {
+      const T* c0 = A + p * ld;
+      const T* c1 = c0 + ld;
+      const T* c2 = c1 + ld;
+      const T* c3 = c2 + ld;
+      const T s0 = c0[j], s1 = c1[j], s2 = c2[j], s3 = c3[j];
+#pragma omp simd
+      for (index_t r = r0; r < ld; ++r) cj[r] -= s0 * c0[r] + s1 * c1[r] + s2 * c2[r] + s3 * c3[r];
+    }
+    for (; p < j; ++p) {
+      const T* c0 = A + p * ld;
+      const T s0 = c0[j];
+#pragma omp simd
+      for (index_t r = r0; r < ld; ++r) cj[r] -= s0 * c0[r];
+    }
+    const T d = cj[j];
+    if (!(d > T(0)) || !std::isfinite(d)) return false;
+    const T sd = std::sqrt(d), inv = T(1) / sd;
+#pragma omp simd
+    for (index_t r = r0; r < ld; ++r) cj[r] *= inv;
+    cj[j] = sd;
+    inv_diag[j] = inv;
+  }
+  return true;
+}
+
+// Solves (L L^T) x = b in place with the factor of cholesky_in_place.
+template <typename T>
+void cholesky_solve_in_place(const T* L, index_t k, index_t ld, const T* inv_diag, T* b) {
+  for (index_t j = 0; j < k; ++j) {
+    const T* c = L + j * ld;
+    const T v = b[j] * inv_diag[j];
+    b[j] = v;
+#pragma omp simd
+    for (index_t r = j + 1; r < k; ++r) b[r] -= v * c[r];
+  }
+  for (index_t j = k - 1; j >= 0; --j) {
+    const T* c = L + j * ld;
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (index_t r = j + 1; r < k; ++r) s += c[r] * b[r];
+    b[j] = (b[j] - s) * inv_diag[j];
+  }
+}
+
 template <typename T>
 struct ImplicitScratch {
-  Vector<T> r, p, Ap, b;
-  ColMatrix<T> A;  // Cholesky: the k x k system
-  ColMatrix<T> Z;  // Cholesky: sqrt(c - 1) y_i as columns, k x block
-  Eigen::LLT<ColMatrix<T>, Eigen::Lower> llt;
+  Vector<T> r, p, Ap, b, d, inv_diag;
+  ColMatrix<T> Yu;  // the row's item vectors as columns (k x nnz), gathered once per row
+  Vector<T> cm1;    // confidence - 1 of the row's items
+  ColMatrix<T> A;   // Cholesky: the padded kp x k system
 };
 
 // Solves every row of X (rows x k, row-major, updated in place: the current
 // values are the CG warm start) against Y (cols x k) with confidences
 // 1 + alpha * R. R's stored values must be > 0 (zeros are skipped).
 template <typename T, typename I>
+// YtY (k x k, may be null): the precomputed Gram matrix Y^T Y, reused
+// across calls by the caller (it is computed here when null).
 void implicit_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_t k, double alpha,
-                         const SolveOptions& opt) {
+                         const SolveOptions& opt, const T* YtY = nullptr) {
   require(k >= 1, "factors must be >= 1");
   require(opt.cg_steps >= 1, "cg_steps must be >= 1");
-  ColMatrix<T> G = gram(Y, R.cols, k, opt.n_threads);
+  ColMatrix<T> G = YtY ? ColMatrix<T>(Eigen::Map<const ColMatrix<T>>(YtY, k, k)) : gram(Y, R.cols, k, opt.n_threads);
   G.diagonal().array() += static_cast<T>(opt.regularization);
+  constexpr index_t W = simd_lanes<T>();
+  const index_t kp = (k + W - 1) / W * W;
+  ColMatrix<T> Gp = ColMatrix<T>::Zero(kp, k);
+  Gp.topRows(k) = G;
   const T a = static_cast<T>(alpha);
-  const index_t block = 64;
   auto make = [&] {
     ImplicitScratch<T> s;
     s.r.resize(k);
     s.p.resize(k);
     s.Ap.resize(k);
     s.b.resize(k);
-    if (opt.solver == Solver::Cholesky) {
-      s.A.resize(k, k);
-      s.Z.resize(k, block);
-      s.llt = Eigen::LLT<ColMatrix<T>, Eigen::Lower>(k);
-    }
+    s.inv_diag.resize(k);
+    if (opt.solver == Solver::Cholesky) s.A.resize(kp, k);
     return s;
   };
   const double row_cost = opt.solver == Solver::CG ? 0.5 * static_cast<double>(k) : static_cast<double>(k) / 3.0;
   for_rows_balanced(R.indptr, R.rows, row_cost, opt.n_threads, make, [&](index_t u, ImplicitScratch<T>& s) {
     const I begin = R.indptr[u], end = R.indptr[u + 1];
     Eigen::Map<Vector<T>> x(X + u * k, k);
-    if (begin == end) {  // no observations: b = 0, the solution is 0
+    // Gather the row's item vectors and confidences (skipping stored zeros).
+    const index_t cap = static_cast<index_t>(end - begin);
+    if (s.Yu.cols() < cap) {
+      s.Yu.resize(k, std::max<index_t>(cap, 2 * s.Yu.cols()));
+      s.cm1.resize(s.Yu.cols());
+      s.d.resize(s.Yu.cols());
+    }
+    index_t n = 0;
+    for (I q = begin; q < end; ++q) {
+      const T c = a * R.data[q];
+      if (!(c > 0)) continue;
+      const T* y = Y + static_cast<index_t>(R.indices[q]) * k;
+      T* dst = s.Yu.col(n).data();
+      for (index_t j = 0; j < k; ++j) dst[j] = y[j];
+      s.cm1[n++] = c;
+    }
+    if (n == 0) {  // no observations: b = 0, the solution is 0
       x.setZero();
       return;
     }
+    const auto Yu = s.Yu.leftCols(n);
+    auto cm1 = s.cm1.head(n);
+    auto d = s.d.head(n);
     if (opt.solver == Solver::CG) {
       // r = b - A x with b = sum c_i y_i and A x = G x + sum (c_i - 1) (y_i . x) y_i
-      s.r.noalias() = -(G * x);
-      T* r = s.r.data();
-      for (I q = begin; q < end; ++q) {
-        const T cm1 = a * R.data[q];
-        if (!(cm1 > 0)) continue;
-        const T* y = Y + static_cast<index_t>(R.indices[q]) * k;
-        detail::axpy(T(1) + cm1 - cm1 * detail::dot(y, x.data(), k), y, r, k);
-      }
+      d.noalias() = Yu.transpose() * x;
+      d = (cm1.array() + T(1) - cm1.array() * d.array()).matrix();
+      s.r.noalias() = Yu * d;
+      s.r.noalias() -= G * x;
       s.p = s.r;
       T rs_old = s.r.squaredNorm();
       for (int it = 0; it < opt.cg_steps; ++it) {
         if (!(rs_old > T(0))) break;
+        d.noalias() = Yu.transpose() * s.p;
+        d.array() *= cm1.array();
         s.Ap.noalias() = G * s.p;
-        T* Ap = s.Ap.data();
-        const T* p = s.p.data();
-        for (I q = begin; q < end; ++q) {
-          const T cm1 = a * R.data[q];
-          if (!(cm1 > 0)) continue;
-          const T* y = Y + static_cast<index_t>(R.indices[q]) * k;
-          detail::axpy(cm1 * detail::dot(y, p, k), y, Ap, k);
-        }
+        s.Ap.noalias() += Yu * d;
         const T pAp = s.p.dot(s.Ap);
         if (!(pAp > T(0))) break;
         const T step = rs_old / pAp;
@@ -227,44 +302,29 @@ void implicit_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_
         rs_old = rs_new;
       }
     } else {
-      // A = G + Z Z^T with Z's columns sqrt(c_i - 1) y_i, gathered in blocks
-      // so the update runs as a blocked symmetric rank-b product (SYRK).
-      s.A = G;
-      s.b.setZero();
-      index_t filled = 0;
-      auto flush = [&] {
-        if (filled == 0) return;
-        s.A.template selfadjointView<Eigen::Lower>().rankUpdate(s.Z.leftCols(filled));
-        filled = 0;
-      };
-      for (I q = begin; q < end; ++q) {
-        const T cm1 = a * R.data[q];
-        if (!(cm1 > 0)) continue;
-        const T* y = Y + static_cast<index_t>(R.indices[q]) * k;
-        const T w = std::sqrt(cm1);
-        T* z = s.Z.col(filled).data();
-#pragma omp simd
-        for (index_t j = 0; j < k; ++j) z[j] = w * y[j];
-        detail::axpy(T(1) + cm1, y, s.b.data(), k);
-        if (++filled == block) flush();
-      }
-      flush();
-      s.llt.compute(s.A);
-      require<NumericalError>(s.llt.info() == Eigen::Success, "Cholesky factorisation failed for row ", u,
-                              "; increase regularization");
-      x = s.llt.solve(s.b);
+      // A = G + Yu diag(c - 1) Yu^T as a blocked symmetric rank-n update
+      // (scaled copies sqrt(c_i - 1) y_i), then an in-place Cholesky solve.
+      s.b.noalias() = Yu * (cm1.array() + T(1)).matrix();
+      for (index_t q = 0; q < n; ++q) s.Yu.col(q) *= std::sqrt(cm1[q]);
+      s.A = Gp;
+      s.A.topRows(k).template selfadjointView<Eigen::Lower>().rankUpdate(Yu);
+      require<NumericalError>(cholesky_in_place(s.A.data(), k, kp, s.inv_diag.data()),
+                              "Cholesky factorisation failed for row ", u, "; increase regularization");
+      cholesky_solve_in_place(s.A.data(), k, kp, s.inv_diag.data(), s.b.data());
+      x = s.b;
     }
     if (opt.nonnegative) x = x.cwiseMax(T(0));
   });
 }
 
 // Objective: sum over all cells c_ui (p_ui - x_u.y_i)^2 + lambda (|X|^2 + |Y|^2),
-// computed as sum_u x_u^T (Y^T Y) x_u + sum over nonzeros [c (1 - s)^2 - s^2].
+// computed as trace(X^T X Y^T Y) + sum over nonzeros [c (1 - s)^2 - s^2].
+// XtX, YtY (may be null): precomputed Gram matrices.
 template <typename T, typename I>
 double implicit_loss(const CompressedView<T, I>& R, const T* X, const T* Y, index_t k, double alpha,
-                     double regularization, int n_threads) {
-  const ColMatrix<T> GY = gram(Y, R.cols, k, n_threads);
-  const ColMatrix<T> GX = gram(X, R.rows, k, n_threads);
+                     double regularization, int n_threads, const T* XtX = nullptr, const T* YtY = nullptr) {
+  const ColMatrix<T> GY = YtY ? ColMatrix<T>(Eigen::Map<const ColMatrix<T>>(YtY, k, k)) : gram(Y, R.cols, k, n_threads);
+  const ColMatrix<T> GX = XtX ? ColMatrix<T>(Eigen::Map<const ColMatrix<T>>(XtX, k, k)) : gram(X, R.rows, k, n_threads);
   double total = GX.template cast<double>().cwiseProduct(GY.template cast<double>()).sum();
   const int threads = resolve_threads(n_threads);
   std::vector<double> partial(static_cast<std::size_t>(threads), 0.0);

@@ -205,12 +205,12 @@ py::tuple topk_dot(const CArray<T>& Q, const CArray<T>& Y, int n, py::object see
 
 template <typename T>
 py::array_t<T> init_factors(index_t rows, index_t k, std::uint64_t seed, double scale, bool nonnegative,
-                            int n_threads) {
+                            bool uniform, int n_threads) {
   require(rows >= 0 && k >= 1, "invalid factor shape");
   auto out = new_matrix<T>(rows, k);
   T* p = out.mutable_data();
   py::gil_scoped_release release;
-  completion::init_factors<T>(p, rows, k, seed, scale, nonnegative, n_threads);
+  completion::init_factors<T>(p, rows, k, seed, scale, nonnegative, uniform, n_threads);
   return out;
 }
 
@@ -263,9 +263,9 @@ void register_completion(py::module_& m) {
   m.def("als_gram", &gram_matrix<float>, py::arg("A"), py::arg("n_threads"));
   m.def("als_gram", &gram_matrix<double>, py::arg("A"), py::arg("n_threads"));
   m.def("als_init_factors_float32", &init_factors<float>, py::arg("rows"), py::arg("k"), py::arg("seed"),
-        py::arg("scale"), py::arg("nonnegative"), py::arg("n_threads"));
+        py::arg("scale"), py::arg("nonnegative"), py::arg("uniform"), py::arg("n_threads"));
   m.def("als_init_factors_float64", &init_factors<double>, py::arg("rows"), py::arg("k"), py::arg("seed"),
-        py::arg("scale"), py::arg("nonnegative"), py::arg("n_threads"));
+        py::arg("scale"), py::arg("nonnegative"), py::arg("uniform"), py::arg("n_threads"));
 }
 
 }  // namespace bindings

@@ -211,11 +211,14 @@ class ALS:
 
     def _initial_factors(self, n_users: int, n_items: int, p: dict) -> Tuple[np.ndarray, np.ndarray]:
         init = _core.als_init_factors_float32 if p["dtype"] == np.float32 else _core.als_init_factors_float64
-        scale = 0.01 if p["feedback"] == "implicit" else 0.1
+        # implicit: uniform in [0, 0.01) (a shared positive direction starts the
+        # first sweep from item popularity); explicit: N(0, 0.1^2)
+        implicit = p["feedback"] == "implicit"
+        scale = 0.01 if implicit else 0.1
         nonneg = bool(self.nonnegative)
         # distinct streams for users and items from one seed
-        Xf = init(n_users, p["k"], p["seed"], scale, nonneg, p["n_threads"])
-        Yf = init(n_items, p["k"], (p["seed"] ^ 0x5DEECE66D) & (2**63 - 1), scale, nonneg, p["n_threads"])
+        Xf = init(n_users, p["k"], p["seed"], scale, nonneg, implicit, p["n_threads"])
+        Yf = init(n_items, p["k"], (p["seed"] ^ 0x5DEECE66D) & (2**63 - 1), scale, nonneg, implicit, p["n_threads"])
         return Xf, Yf
 
     def _fit_csr(self, X: sp.csr_matrix, p: dict) -> "ALS":

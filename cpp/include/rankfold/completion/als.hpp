@@ -125,18 +125,20 @@ ColMatrix<T> gram(const T* A, index_t n, index_t k, int n_threads) {
   return G;
 }
 
-// Factors initialised from N(0, scale^2) (|.| when nonnegative), one random
-// stream per row so the result depends on the seed only.
+// Initial factors, one random stream per row so the result depends on the
+// seed only: uniform in [0, scale) (uniform = true; a common positive
+// direction, which gives implicit-feedback ALS a popularity-like start) or
+// N(0, scale^2) (|.| when nonnegative).
 template <typename T>
 void init_factors(T* out, index_t rows, index_t k, std::uint64_t seed, double scale, bool nonnegative,
-                  int n_threads) {
+                  bool uniform, int n_threads) {
   const Rng base(seed);
   parallel_for(
       0, rows, n_threads,
       [&](index_t r) {
         Rng rng = base.stream(static_cast<std::uint64_t>(r));
         for (index_t j = 0; j < k; ++j) {
-          const double v = rng.normal() * scale;
+          const double v = uniform ? rng.uniform() * scale : rng.normal() * scale;
           out[r * k + j] = static_cast<T>(nonnegative ? std::abs(v) : v);
         }
       },

@@ -220,18 +220,22 @@ void cholesky_solve_in_place(const T* L, index_t k, index_t ld, const T* inv_dia
 
 template <typename T>
 struct ImplicitScratch {
-  Vector<T> r, p, Ap, b, d, inv_diag;
-  ColMatrix<T> Yu;  // the row's item vectors as columns (k x nnz), gathered once per row
-  Vector<T> cm1;    // confidence - 1 of the row's items
-  ColMatrix<T> A;   // Cholesky: the padded kp x k system
+  Vector<T> r, Ap, b, inv_diag;
+  // CG: M = [G | y_1 ... y_n] (k x (k + n)) and v = [p; d], so that
+  // A p = G p + Yu diag(c - 1) Yu^T p is one matrix-vector product M v.
+  // Cholesky: the columns after G hold sqrt(c_i - 1) y_i.
+  ColMatrix<T> M;
+  Vector<T> v;
+  Vector<T> cm1;  // confidence - 1 of the row's items
+  ColMatrix<T> A;  // Cholesky: the padded kp x k system
 };
 
 // Solves every row of X (rows x k, row-major, updated in place: the current
 // values are the CG warm start) against Y (cols x k) with confidences
 // 1 + alpha * R. R's stored values must be > 0 (zeros are skipped).
-template <typename T, typename I>
 // YtY (k x k, may be null): the precomputed Gram matrix Y^T Y, reused
 // across calls by the caller (it is computed here when null).
+template <typename T, typename I>
 void implicit_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_t k, double alpha,
                          const SolveOptions& opt, const T* YtY = nullptr) {
   require(k >= 1, "factors must be >= 1");
@@ -243,79 +247,103 @@ void implicit_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_
   ColMatrix<T> Gp = ColMatrix<T>::Zero(kp, k);
   Gp.topRows(k) = G;
   const T a = static_cast<T>(alpha);
+  const index_t initial_cap = 64;
   auto make = [&] {
     ImplicitScratch<T> s;
     s.r.resize(k);
-    s.p.resize(k);
     s.Ap.resize(k);
     s.b.resize(k);
     s.inv_diag.resize(k);
+    s.M.resize(k, k + initial_cap);
+    s.M.leftCols(k) = G;
+    s.v.resize(k + initial_cap);
+    s.cm1.resize(initial_cap);
     if (opt.solver == Solver::Cholesky) s.A.resize(kp, k);
     return s;
   };
   const double row_cost = opt.solver == Solver::CG ? 0.5 * static_cast<double>(k) : static_cast<double>(k) / 3.0;
   for_rows_balanced(R.indptr, R.rows, row_cost, opt.n_threads, make, [&](index_t u, ImplicitScratch<T>& s) {
     const I begin = R.indptr[u], end = R.indptr[u + 1];
-    Eigen::Map<Vector<T>> x(X + u * k, k);
+    T* x = X + u * k;
     // Gather the row's item vectors and confidences (skipping stored zeros).
     const index_t cap = static_cast<index_t>(end - begin);
-    if (s.Yu.cols() < cap) {
-      s.Yu.resize(k, std::max<index_t>(cap, 2 * s.Yu.cols()));
-      s.cm1.resize(s.Yu.cols());
-      s.d.resize(s.Yu.cols());
+    if (s.M.cols() < k + cap) {
+      const index_t c = std::max<index_t>(cap, 2 * (s.M.cols() - k));
+      s.M.resize(k, k + c);
+      s.M.leftCols(k) = G;
+      s.v.resize(k + c);
+      s.cm1.resize(c);
     }
     index_t n = 0;
     for (I q = begin; q < end; ++q) {
       const T c = a * R.data[q];
       if (!(c > 0)) continue;
       const T* y = Y + static_cast<index_t>(R.indices[q]) * k;
-      T* dst = s.Yu.col(n).data();
+      T* dst = s.M.col(k + n).data();
       for (index_t j = 0; j < k; ++j) dst[j] = y[j];
       s.cm1[n++] = c;
     }
     if (n == 0) {  // no observations: b = 0, the solution is 0
-      x.setZero();
+      std::fill(x, x + k, T(0));
       return;
     }
-    const auto Yu = s.Yu.leftCols(n);
-    auto cm1 = s.cm1.head(n);
-    auto d = s.d.head(n);
+    const auto Yu = s.M.middleCols(k, n);
+    const auto Mn = s.M.leftCols(k + n);
+    const T* cm1 = s.cm1.data();
+    T* v = s.v.data();
+    T* r = s.r.data();
+    T* Ap = s.Ap.data();
     if (opt.solver == Solver::CG) {
-      // r = b - A x with b = sum c_i y_i and A x = G x + sum (c_i - 1) (y_i . x) y_i
-      d.noalias() = Yu.transpose() * x;
-      d = (cm1.array() + T(1) - cm1.array() * d.array()).matrix();
-      s.r.noalias() = Yu * d;
-      s.r.noalias() -= G * x;
-      s.p = s.r;
-      T rs_old = s.r.squaredNorm();
+      Eigen::Map<Vector<T>> xv(x, k);
+      // r = b - A x = M [-x; w] with w_i = c_i - (c_i - 1) (y_i . x)
+      s.v.segment(k, n).noalias() = Yu.transpose() * xv;
+      for (index_t i = 0; i < n; ++i) v[k + i] = T(1) + cm1[i] - cm1[i] * v[k + i];
+      for (index_t j = 0; j < k; ++j) v[j] = -x[j];
+      s.r.noalias() = Mn * s.v.head(k + n);
+      T rs_old = 0;
+      for (index_t j = 0; j < k; ++j) {
+        v[j] = r[j];  // p = r
+        rs_old += r[j] * r[j];
+      }
       for (int it = 0; it < opt.cg_steps; ++it) {
         if (!(rs_old > T(0))) break;
-        d.noalias() = Yu.transpose() * s.p;
-        d.array() *= cm1.array();
-        s.Ap.noalias() = G * s.p;
-        s.Ap.noalias() += Yu * d;
-        const T pAp = s.p.dot(s.Ap);
+        // A p = M [p; (c - 1) * (Yu^T p)]
+        s.v.segment(k, n).noalias() = Yu.transpose() * s.v.head(k);
+        for (index_t i = 0; i < n; ++i) v[k + i] *= cm1[i];
+        s.Ap.noalias() = Mn * s.v.head(k + n);
+        T pAp = 0;
+#pragma omp simd reduction(+ : pAp)
+        for (index_t j = 0; j < k; ++j) pAp += v[j] * Ap[j];
         if (!(pAp > T(0))) break;
         const T step = rs_old / pAp;
-        x.noalias() += step * s.p;
-        s.r.noalias() -= step * s.Ap;
-        const T rs_new = s.r.squaredNorm();
-        s.p = s.r + (rs_new / rs_old) * s.p;
+        T rs_new = 0;
+#pragma omp simd reduction(+ : rs_new)
+        for (index_t j = 0; j < k; ++j) {
+          x[j] += step * v[j];
+          r[j] -= step * Ap[j];
+          rs_new += r[j] * r[j];
+        }
+        const T beta = rs_new / rs_old;
+#pragma omp simd
+        for (index_t j = 0; j < k; ++j) v[j] = r[j] + beta * v[j];
         rs_old = rs_new;
       }
     } else {
       // A = G + Yu diag(c - 1) Yu^T as a blocked symmetric rank-n update
       // (scaled copies sqrt(c_i - 1) y_i), then an in-place Cholesky solve.
-      s.b.noalias() = Yu * (cm1.array() + T(1)).matrix();
-      for (index_t q = 0; q < n; ++q) s.Yu.col(q) *= std::sqrt(cm1[q]);
+      for (index_t i = 0; i < n; ++i) v[i] = T(1) + cm1[i];
+      s.b.noalias() = Yu * s.v.head(n);
+      for (index_t i = 0; i < n; ++i) s.M.col(k + i) *= std::sqrt(cm1[i]);
       s.A = Gp;
       s.A.topRows(k).template selfadjointView<Eigen::Lower>().rankUpdate(Yu);
       require<NumericalError>(cholesky_in_place(s.A.data(), k, kp, s.inv_diag.data()),
                               "Cholesky factorisation failed for row ", u, "; increase regularization");
       cholesky_solve_in_place(s.A.data(), k, kp, s.inv_diag.data(), s.b.data());
-      x = s.b;
+      std::copy(s.b.data(), s.b.data() + k, x);
     }
-    if (opt.nonnegative) x = x.cwiseMax(T(0));
+    if (opt.nonnegative) {
+      for (index_t j = 0; j < k; ++j) x[j] = std::max(x[j], T(0));
+    }
   });
 }
 

@@ -294,3 +294,129 @@ def test_hnsw_bad_files(hnsw, tmp_path):
     path.write_bytes(b"RANKFOLD" + b"\0" * 40)
     with pytest.raises(ValueError):
         HNSWIndex.load(path)
+
+# ---------------------------------------------------------------- completion (ALS)
+
+import scipy.sparse as sp  # noqa: E402
+
+from rankfold import ALS  # noqa: E402
+
+
+@pytest.fixture
+def ratings():
+    rng = np.random.default_rng(0)
+    R = sp.random(20, 15, density=0.3, random_state=np.random.RandomState(0), format="csr")
+    R.data = np.ceil(R.data * 5)
+    return R
+
+
+@pytest.fixture
+def als(ratings):
+    return ALS(factors=3, iterations=2, random_state=0).fit(ratings)
+
+
+@pytest.mark.parametrize("params, exc, match", [
+    (dict(factors=0), ValueError, "factors must be >= 1"),
+    (dict(factors=2.5), TypeError, "factors must be an integer"),
+    (dict(alpha=0), ValueError, "alpha must be > 0"),
+    (dict(alpha=-1.0), ValueError, "alpha must be > 0"),
+    (dict(alpha=np.nan), ValueError, "alpha must be finite"),
+    (dict(regularization=-0.1), ValueError, "regularization must be >= 0"),
+    (dict(iterations=0), ValueError, "iterations must be >= 1"),
+    (dict(cg_steps=0), ValueError, "cg_steps must be >= 1"),
+    (dict(solver="lu"), ValueError, "solver must be one of"),
+    (dict(feedback="ratings"), ValueError, "feedback must be one of"),
+    (dict(dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+    (dict(biases=True), ValueError, "biases=True is only available"),
+    (dict(nonnegative="yes"), TypeError, "nonnegative must be a bool"),
+    (dict(n_threads=0), ValueError, "n_threads must be >= 1"),
+    (dict(random_state="seed"), TypeError, "random_state must be"),
+    (dict(callback=3), TypeError, "callback must be callable"),
+])
+def test_als_bad_parameters(ratings, params, exc, match):
+    with pytest.raises(exc, match=match):
+        ALS(**params).fit(ratings)
+
+
+def test_als_bad_matrices(ratings):
+    with pytest.raises(TypeError, match="user_items must be a scipy.sparse matrix"):
+        ALS().fit(ratings.toarray())
+    with pytest.raises(TypeError, match="user_items must be a scipy.sparse matrix"):
+        ALS().fit([[1, 0], [0, 1]])
+    with pytest.raises(ValueError, match="no observed"):
+        ALS().fit(sp.csr_matrix((5, 4)))
+    with pytest.raises(ValueError, match="at least 1 x 1"):
+        ALS().fit(sp.csr_matrix((0, 4)))
+    bad = ratings.copy()
+    bad.data[0] = np.nan
+    for feedback in ("implicit", "explicit"):
+        with pytest.raises(ValueError, match="user_items contains NaN"):
+            ALS(feedback=feedback).fit(bad)
+    bad.data[0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        ALS(feedback="explicit").fit(bad)
+    neg = ratings.copy()
+    neg.data[0] = -1
+    with pytest.raises(ValueError, match="user_items contains negative values"):
+        ALS().fit(neg)
+    ALS(feedback="explicit", iterations=1, factors=2).fit(neg)  # negative ratings are fine when explicit
+    with pytest.raises(TypeError, match="real numbers"):
+        ALS().fit(sp.csr_matrix(np.array([[1 + 1j]])))
+
+
+def test_als_bad_triplets():
+    with pytest.raises(ValueError, match="same length"):
+        ALS().fit_triplets([0, 1], [0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="users must be >= 0"):
+        ALS().fit_triplets([-1], [0], [1.0])
+    with pytest.raises(ValueError, match=r"items contains id 5 >= shape\[1\]"):
+        ALS().fit_triplets([0], [5], [1.0], shape=(2, 3))
+    with pytest.raises(ValueError, match="no triplets"):
+        ALS().fit_triplets([], [], [])
+    with pytest.raises(TypeError, match="items must be integers"):
+        ALS().fit_triplets([0], [0.5], [1.0])
+    with pytest.raises(ValueError, match="values contains NaN"):
+        ALS().fit_triplets([0], [0], [np.nan])
+
+
+def test_als_not_fitted():
+    with pytest.raises(ValueError, match="not fitted"):
+        ALS().recommend([0])
+    with pytest.raises(ValueError, match="not fitted"):
+        ALS().predict([0], [0])
+
+
+def test_als_ids_out_of_range(als):
+    with pytest.raises(ValueError, match=r"users contains id 20, out of range \[0, 20\)"):
+        als.recommend([0, 20])
+    with pytest.raises(ValueError, match="users must be >= 0"):
+        als.recommend([-1])
+    with pytest.raises(ValueError, match="items contains id 15"):
+        als.predict([0], [15])
+    with pytest.raises(ValueError, match="same length"):
+        als.predict([0, 1], [0])
+    with pytest.raises(ValueError, match="items contains id 99"):
+        als.recommend([0], items=[1, 99])
+    with pytest.raises(ValueError, match="items contains duplicate"):
+        als.recommend([0], items=[1, 1])
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        als.recommend([0], n=0)
+    with pytest.raises(TypeError, match="users must be integers"):
+        als.recommend([0.5])
+    with pytest.raises(ValueError, match="items contains id 15"):
+        als.similar_items([15])
+    with pytest.raises(ValueError, match="users contains id 20"):
+        als.similar_users(20)
+
+
+def test_als_bad_recommend_and_fold_in(als):
+    with pytest.raises(ValueError, match=r"user_items must have shape \(2, 15\)"):
+        als.recommend([0, 1], user_items=sp.csr_matrix((3, 15)))
+    with pytest.raises(TypeError, match="filter_seen must be a bool"):
+        als.recommend([0], filter_seen="no")
+    with pytest.raises(ValueError, match="user_items_row must have 15 columns"):
+        als.recalculate_user(sp.csr_matrix((1, 14)))
+    with pytest.raises(ValueError, match="user_items_row must have 15 entries"):
+        als.recalculate_user(np.ones(3))
+    with pytest.raises(ValueError, match="user_items_row contains negative"):
+        als.recalculate_user(-np.ones(15))

@@ -11,9 +11,11 @@ import os
 from . import _core
 from ._core import __version__
 from .ann import ExactIndex, HNSWIndex, knn
+from .completion import ALS
 from .utils import topk
 
-__all__ = ["__version__", "ExactIndex", "HNSWIndex", "knn", "topk", "get_include", "get_cmake_dir", "show_config"]
+__all__ = ["__version__", "ExactIndex", "HNSWIndex", "knn", "ALS", "topk", "get_include", "get_cmake_dir",
+           "show_config"]
 
 
 def get_include() -> str:

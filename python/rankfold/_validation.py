@@ -132,6 +132,8 @@ def check_sparse(
     if X.shape[0] < min_rows or X.shape[1] < min_cols:
         raise ValueError(f"{name} has shape {X.shape}; it must be at least {min_rows} x {min_cols}")
     target = np.dtype(dtype) if dtype is not None else _float_dtype_for(X.dtype, name)
+    if dtype is not None:
+        _float_dtype_for(X.dtype, name)  # reject complex/object data before casting
     if X.format not in formats:
         X = X.asformat(formats[0])
     if X.dtype != target:

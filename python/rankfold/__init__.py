@@ -11,9 +11,10 @@ import os
 from . import _core
 from ._core import __version__
 from .ann import ExactIndex, knn
+from .nmf import NMF, randomized_svd
 from .utils import topk
 
-__all__ = ["__version__", "ExactIndex", "knn", "topk", "get_include", "get_cmake_dir", "show_config"]
+__all__ = ["__version__", "ExactIndex", "knn", "NMF", "randomized_svd", "topk", "get_include", "get_cmake_dir", "show_config"]
 
 
 def get_include() -> str:

@@ -18,9 +18,16 @@ namespace bindings {
 
 namespace {
 
+// dtype equality by value (dtype objects are not singletons: '<f8' vs 'float64').
+template <typename T>
+bool same_dtype(const py::array& a) {
+  return a.dtype().normalized_num() == py::dtype::of<T>().normalized_num() &&
+         a.dtype().itemsize() == static_cast<py::ssize_t>(sizeof(T)) && a.dtype().byteorder() != '>';
+}
+
 template <typename T>
 T* mutable_ptr(py::array& a, const char* name, index_t rows, index_t cols) {
-  require<TypeMismatch>(py::isinstance<py::array_t<T>>(a) && a.dtype().is(py::dtype::of<T>()), name,
+  require<TypeMismatch>(same_dtype<T>(a), name,
                         " must have the dtype of X");
   require(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == cols, name, " must have shape (", rows, ", ",
           cols, ")");
@@ -30,7 +37,7 @@ T* mutable_ptr(py::array& a, const char* name, index_t rows, index_t cols) {
 
 template <typename T>
 const T* const_ptr(const py::array& a, const char* name, index_t rows, index_t cols) {
-  require<TypeMismatch>(a.dtype().is(py::dtype::of<T>()), name, " must have the dtype of X");
+  require<TypeMismatch>(same_dtype<T>(a), name, " must have the dtype of X");
   require(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == cols, name, " must have shape (", rows, ", ",
           cols, ")");
   require((a.flags() & py::array::c_style) != 0, name, " must be C-ordered");
@@ -41,8 +48,8 @@ template <typename T, typename I, typename Fn>
 void visit_sparse(const py::tuple& spec, bool csc, Fn&& fn) {
   py::array indptr = spec[1], indices = spec[2], data = spec[3];
   const index_t rows = spec[4].cast<index_t>(), cols = spec[5].cast<index_t>();
-  require<TypeMismatch>(data.dtype().is(py::dtype::of<T>()), "X data must have the dtype of the factors");
-  require<TypeMismatch>(indices.dtype().is(py::dtype::of<I>()), "X indices and indptr must share one int dtype");
+  require<TypeMismatch>(same_dtype<T>(data), "X data must have the dtype of the factors");
+  require<TypeMismatch>(same_dtype<I>(indices), "X indices and indptr must share one int dtype");
   require(indptr.ndim() == 1 && indices.ndim() == 1 && data.ndim() == 1, "X sparse arrays must be 1-D");
   require((indptr.flags() & indices.flags() & data.flags() & py::array::c_style) != 0,
           "X sparse arrays must be contiguous");
@@ -66,7 +73,7 @@ void visit_operator(const py::tuple& spec, Fn&& fn) {
   const std::string kind = spec[0].cast<std::string>();
   if (kind == "dense") {
     py::array a = spec[1];
-    require<TypeMismatch>(a.dtype().is(py::dtype::of<T>()), "X must have the dtype of the factors");
+    require<TypeMismatch>(same_dtype<T>(a), "X must have the dtype of the factors");
     require(a.ndim() == 2, "X must be 2-D");
     const bool c = (a.flags() & py::array::c_style) != 0;
     const bool f = (a.flags() & py::array::f_style) != 0;
@@ -78,7 +85,7 @@ void visit_operator(const py::tuple& spec, Fn&& fn) {
   require(kind == "csr" || kind == "csc", "unknown X kind ", kind);
   require(spec.size() == 6, "bad sparse X spec");
   py::array indices = spec[2];
-  if (indices.dtype().is(py::dtype::of<std::int32_t>()))
+  if (same_dtype<std::int32_t>(indices))
     visit_sparse<T, std::int32_t>(spec, kind == "csc", fn);
   else
     visit_sparse<T, std::int64_t>(spec, kind == "csc", fn);
@@ -193,8 +200,8 @@ py::tuple rsvd(const py::tuple& spec, index_t k, index_t oversample, int power_i
 
 template <typename F32, typename F64>
 auto by_dtype(const py::array& factor, F32&& f32, F64&& f64) {
-  if (factor.dtype().is(py::dtype::of<float>())) return f32();
-  require<TypeMismatch>(factor.dtype().is(py::dtype::of<double>()), "factors must be float32 or float64");
+  if (same_dtype<float>(factor)) return f32();
+  require<TypeMismatch>(same_dtype<double>(factor), "factors must be float32 or float64");
   return f64();
 }
 

@@ -97,8 +97,18 @@ _LOSSES = ("frobenius",)
 
 # ---------------------------------------------------------------- input handling
 
+def _native(X: Any) -> Any:
+    """Native byte order (MATLAB and some file readers give big-endian arrays)."""
+    data = X.data if sp.issparse(X) else X
+    if data.dtype.isnative:
+        return X
+    return X.astype(data.dtype.newbyteorder("="))
+
+
 def _check_X(X: Any, name: str = "X", dtype: Any = None) -> Any:
     """Validated X: a C/F-ordered float array or a canonical CSR/CSC matrix."""
+    if isinstance(X, np.ndarray) or sp.issparse(X):
+        X = _native(X)
     if sp.issparse(X):
         X = check_sparse(X, name, dtype=dtype, nonnegative=True)
         if X.indices.dtype != X.indptr.dtype:
@@ -151,7 +161,7 @@ def randomized_svd(
             X.indices = X.indices.astype(np.int64)
             X.indptr = X.indptr.astype(np.int64)
     else:
-        X = check_array(X, "X", order=None)
+        X = check_array(_native(X) if isinstance(X, np.ndarray) else X, "X", order=None)
     m, n = X.shape
     k = check_int(n_components, "n_components", low=1, high=min(m, n))
     p = check_int(n_oversamples, "n_oversamples", low=0)

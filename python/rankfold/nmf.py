@@ -99,32 +99,43 @@ _LOSSES = ("frobenius",)
 
 def _native(X: Any) -> Any:
     """Native byte order (MATLAB and some file readers give big-endian arrays)."""
-    data = X.data if sp.issparse(X) else X
-    if data.dtype.isnative:
+    if X.dtype.isnative:
         return X
-    return X.astype(data.dtype.newbyteorder("="))
+    return X.astype(X.dtype.newbyteorder("="))
 
 
 def _check_X(X: Any, name: str = "X", dtype: Any = None) -> Any:
-    """Validated X: a C/F-ordered float array or a canonical CSR/CSC matrix."""
+    """Validated X: a C/F-ordered float array or a canonical CSR/CSC matrix.
+
+    Messages follow scikit-learn's wording where its estimator checks look for it.
+    """
     if isinstance(X, np.ndarray) or sp.issparse(X):
         X = _native(X)
-    if sp.issparse(X):
-        X = check_sparse(X, name, dtype=dtype, nonnegative=True)
-        if X.indices.dtype != X.indptr.dtype:
-            idx = np.result_type(X.indices.dtype, X.indptr.dtype)
-            X = X.copy()
-            X.indices = X.indices.astype(idx)
-            X.indptr = X.indptr.astype(idx)
-        return X
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2 and 0 in shape:
+        what = "sample(s)" if shape[0] == 0 else "feature(s)"
+        raise ValueError(f"{name} has 0 {what} (shape={tuple(shape)}) while a minimum of 1 is required.")
     try:
+        if sp.issparse(X):
+            X = check_sparse(X, name, dtype=dtype, nonnegative=True)
+            if X.indices.dtype != X.indptr.dtype:
+                idx = np.result_type(X.indices.dtype, X.indptr.dtype)
+                X = X.copy()
+                X.indices = X.indices.astype(idx)
+                X.indptr = X.indptr.astype(idx)
+            return X
         return check_array(X, name, dtype=dtype, order=None, nonnegative=True)
     except ValueError as exc:
-        if "NaN" in str(exc):
+        msg = str(exc)
+        if "NaN" in msg:
             raise ValueError(
                 f"{name} contains NaN. rankfold.NMF does not treat NaN as a missing value yet; "
                 f"impute or drop those entries first"
             ) from None
+        if "negative" in msg:
+            raise ValueError(f"Negative values in data passed to NMF ({name}): {msg}") from None
+        if "1-D array" in msg:
+            raise ValueError(f"{msg}. Reshape your data") from None
         raise
 
 

@@ -420,3 +420,145 @@ def test_als_bad_recommend_and_fold_in(als):
         als.recalculate_user(np.ones(3))
     with pytest.raises(ValueError, match="user_items_row contains negative"):
         als.recalculate_user(-np.ones(15))
+
+# ---------------------------------------------------------------- NMF
+
+def _nmf_data(rng):
+    return np.abs(rng.standard_normal((20, 12)))
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"n_components": 0}, "n_components"),
+        ({"n_components": 2.5}, "n_components"),
+        ({"solver": "cd"}, "solver"),
+        ({"beta_loss": "kullback-leibler"}, "beta_loss"),
+        ({"init": "svd"}, "init"),
+        ({"max_iter": -1}, "max_iter"),
+        ({"tol": -1e-3}, "tol"),
+        ({"tol": float("nan")}, "tol"),
+        ({"alpha_W": -1.0}, "alpha_W"),
+        ({"alpha_H": "other"}, "alpha_H"),
+        ({"l1_ratio": 1.5}, "l1_ratio"),
+        ({"n_threads": 0}, "n_threads"),
+        ({"inner_sweeps": 0}, "inner_sweeps"),
+        ({"random_state": -3}, "random_state"),
+    ],
+)
+def test_nmf_bad_parameters(rng, params, match):
+    from rankfold import NMF
+
+    with pytest.raises((ValueError, TypeError), match=match):
+        NMF(**{"n_components": 3, **params}).fit(_nmf_data(rng))
+
+
+def test_nmf_bad_data(rng):
+    import scipy.sparse as sp
+
+    from rankfold import NMF
+
+    X = _nmf_data(rng)
+    model = NMF(3, max_iter=5, tol=0.0)
+    bad = X.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(bad)
+    bad[1, 2] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        model.fit(bad)
+    bad[1, 2] = -1.0
+    with pytest.raises(ValueError, match="Negative"):
+        model.fit(bad)
+    with pytest.raises(ValueError, match="Negative"):
+        model.fit(sp.csr_matrix(bad))
+    S = sp.csr_matrix(X)
+    S.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(S)
+    with pytest.raises(ValueError, match="all zeros"):
+        model.fit(np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="all zeros"):
+        model.fit(sp.csr_matrix((5, 4)))
+    with pytest.raises(ValueError, match="0 sample"):
+        model.fit(np.zeros((0, 4)))
+    with pytest.raises(ValueError, match="2-D"):
+        model.fit(X[0])
+    with pytest.raises(TypeError, match="real numbers"):
+        model.fit(X.astype(complex))
+    with pytest.raises(TypeError):
+        model.fit("abc")
+    with pytest.raises(ValueError, match="min\\(n_samples, n_features\\)"):
+        NMF(13, init="nndsvd").fit(X)
+    # more components than min(m, n) is fine with a random start
+    assert NMF(13, init="random", max_iter=3, tol=0.0).fit(X).components_.shape == (13, 12)
+
+
+def test_nmf_bad_custom_init(rng):
+    from rankfold import NMF
+
+    X = _nmf_data(rng)
+    W, H = np.ones((20, 3)), np.ones((3, 12))
+    with pytest.raises(ValueError, match="W must have shape"):
+        NMF(3, init="custom").fit(X, W=np.ones((19, 3)), H=H)
+    with pytest.raises(ValueError, match="H must have shape"):
+        NMF(3, init="custom").fit(X, W=W, H=np.ones((3, 11)))
+    with pytest.raises(ValueError, match="both W and H"):
+        NMF(3, init="custom").fit(X, W=W)
+    with pytest.raises(ValueError, match="both W and H"):
+        NMF(3, init="random").fit(X, W=W, H=H)
+    with pytest.raises(ValueError, match="negative"):
+        NMF(3, init="custom").fit(X, W=-W, H=H)
+    with pytest.raises(ValueError, match="NaN"):
+        NMF(3, init="custom").fit(X, W=W, H=H * np.nan)
+
+
+def test_nmf_bad_use_after_fit(rng):
+    from rankfold import NMF
+    from rankfold.nmf import NotFittedError
+
+    X = _nmf_data(rng)
+    with pytest.raises(NotFittedError):
+        NMF(3).transform(X)
+    with pytest.raises(NotFittedError):
+        NMF(3).inverse_transform(np.ones((2, 3)))
+    model = NMF(3, max_iter=5, tol=0.0).fit(X)
+    with pytest.raises(ValueError, match="12 features"):
+        model.transform(X[:, :5])
+    with pytest.raises(ValueError, match="Negative"):
+        model.transform(-X)
+    with pytest.raises(ValueError, match="3 columns"):
+        model.inverse_transform(np.ones((2, 4)))
+    with pytest.raises(TypeError, match="callback"):
+        NMF(3, callback=5).fit(X)
+
+
+def test_nmf_bad_randomized_svd(rng):
+    from rankfold import randomized_svd
+
+    X = _nmf_data(rng)
+    with pytest.raises(ValueError, match="n_components"):
+        randomized_svd(X, 0)
+    with pytest.raises(ValueError, match="n_components"):
+        randomized_svd(X, 13)
+    with pytest.raises(ValueError, match="n_iter"):
+        randomized_svd(X, 2, n_iter=-1)
+    with pytest.raises(ValueError, match="NaN"):
+        randomized_svd(X * np.nan, 2)
+
+
+def test_nmf_core_rejects_misuse(rng):
+    """The compiled entry points check their own preconditions."""
+    from rankfold import _core
+
+    X = _nmf_data(rng)
+    W, Ht = np.ones((20, 3)), np.ones((12, 3))
+    args = (0, 0.0, 0.0, 0.0, 0.0, 0.0, 1, 0.1, True, True, 1, None)
+    with pytest.raises(ValueError, match="H\\^T must have shape"):
+        _core.nmf_fit(("dense", X), W, np.ones((11, 3)), "hals", *args)
+    with pytest.raises(TypeError, match="dtype"):
+        _core.nmf_fit(("dense", X.astype(np.float32)), W, Ht, "hals", *args)
+    with pytest.raises(ValueError, match="solver"):
+        _core.nmf_fit(("dense", X), W, Ht, "nope", *args)
+    with pytest.raises(ValueError, match="indptr"):
+        _core.nmf_fit(("csr", np.array([0, 1]), np.array([0]), np.array([1.0]), 20, 12), W, Ht, "hals", *args)

@@ -34,6 +34,7 @@ inline py::array_t<T> new_matrix(index_t rows, index_t cols) {
 void register_core(py::module_& m);
 void register_ann(py::module_& m);
 void register_completion(py::module_& m);
+void register_nmf(py::module_& m);
 
 }  // namespace bindings
 }  // namespace rankfold

@@ -48,4 +48,5 @@ PYBIND11_MODULE(_core, m) {
   rankfold::bindings::register_core(m);
   rankfold::bindings::register_ann(m);
   rankfold::bindings::register_completion(m);
+  rankfold::bindings::register_nmf(m);
 }

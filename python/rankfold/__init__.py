@@ -12,10 +12,11 @@ from . import _core
 from ._core import __version__
 from .ann import ExactIndex, HNSWIndex, knn
 from .completion import ALS
+from .nmf import NMF, randomized_svd
 from .utils import topk
 
-__all__ = ["__version__", "ExactIndex", "HNSWIndex", "knn", "ALS", "topk", "get_include", "get_cmake_dir",
-           "show_config"]
+__all__ = ["__version__", "ExactIndex", "HNSWIndex", "knn", "ALS", "NMF", "randomized_svd", "topk",
+           "get_include", "get_cmake_dir", "show_config"]
 
 
 def get_include() -> str:

@@ -1,0 +1,267 @@
+// Bindings of the NMF family: the fit loop, the exact row solve used by
+// transform, the exact residual, and the randomized SVD. X arrives as a spec
+// tuple ("dense", array) or ("csr"|"csc", indptr, indices, data, rows, cols)
+// built by rankfold/nmf.py; factors are C-ordered arrays of X's dtype.
+#include <functional>
+#include <string>
+
+#include <pybind11/functional.h>
+#include <pybind11/stl.h>
+
+#include "common.hpp"
+
+#include "rankfold/nmf/randomized_svd.hpp"
+#include "rankfold/nmf/solver.hpp"
+
+namespace rankfold {
+namespace bindings {
+
+namespace {
+
+// dtype equality by value (dtype objects are not singletons: '<f8' vs 'float64').
+template <typename T>
+bool same_dtype(const py::array& a) {
+  return a.dtype().normalized_num() == py::dtype::of<T>().normalized_num() &&
+         a.dtype().itemsize() == static_cast<py::ssize_t>(sizeof(T)) && a.dtype().byteorder() != '>';
+}
+
+template <typename T>
+T* mutable_ptr(py::array& a, const char* name, index_t rows, index_t cols) {
+  require<TypeMismatch>(same_dtype<T>(a), name,
+                        " must have the dtype of X");
+  require(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == cols, name, " must have shape (", rows, ", ",
+          cols, ")");
+  require((a.flags() & py::array::c_style) != 0 && a.writeable(), name, " must be a writeable C-ordered array");
+  return static_cast<T*>(a.mutable_data());
+}
+
+template <typename T>
+const T* const_ptr(const py::array& a, const char* name, index_t rows, index_t cols) {
+  require<TypeMismatch>(same_dtype<T>(a), name, " must have the dtype of X");
+  require(a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == cols, name, " must have shape (", rows, ", ",
+          cols, ")");
+  require((a.flags() & py::array::c_style) != 0, name, " must be C-ordered");
+  return static_cast<const T*>(a.data());
+}
+
+template <typename T, typename I, typename Fn>
+void visit_sparse(const py::tuple& spec, bool csc, Fn&& fn) {
+  py::array indptr = spec[1], indices = spec[2], data = spec[3];
+  const index_t rows = spec[4].cast<index_t>(), cols = spec[5].cast<index_t>();
+  require<TypeMismatch>(same_dtype<T>(data), "X data must have the dtype of the factors");
+  require<TypeMismatch>(same_dtype<I>(indices), "X indices and indptr must share one int dtype");
+  require(indptr.ndim() == 1 && indices.ndim() == 1 && data.ndim() == 1, "X sparse arrays must be 1-D");
+  require((indptr.flags() & indices.flags() & data.flags() & py::array::c_style) != 0,
+          "X sparse arrays must be contiguous");
+  CompressedView<T, I> v;
+  v.rows = csc ? cols : rows;
+  v.cols = csc ? rows : cols;
+  require(indptr.shape(0) == v.rows + 1, "X indptr has the wrong length");
+  v.indptr = static_cast<const I*>(indptr.data());
+  v.indices = static_cast<const I*>(indices.data());
+  v.data = static_cast<const T*>(data.data());
+  require(indices.shape(0) >= v.nnz() && data.shape(0) >= v.nnz(), "X indices/data are shorter than indptr says");
+  v.validate();
+  nmf::SparseOperator<T, I> op(v, csc);
+  fn(op);
+}
+
+// Calls fn(op) with the operator the spec describes.
+template <typename T, typename Fn>
+void visit_operator(const py::tuple& spec, Fn&& fn) {
+  require(spec.size() >= 2, "bad X spec");
+  const std::string kind = spec[0].cast<std::string>();
+  if (kind == "dense") {
+    py::array a = spec[1];
+    require<TypeMismatch>(same_dtype<T>(a), "X must have the dtype of the factors");
+    require(a.ndim() == 2, "X must be 2-D");
+    const bool c = (a.flags() & py::array::c_style) != 0;
+    const bool f = (a.flags() & py::array::f_style) != 0;
+    require(c || f, "X must be C- or F-contiguous");
+    nmf::DenseOperator<T> op(static_cast<const T*>(a.data()), a.shape(0), a.shape(1), c);
+    fn(op);
+    return;
+  }
+  require(kind == "csr" || kind == "csc", "unknown X kind ", kind);
+  require(spec.size() == 6, "bad sparse X spec");
+  py::array indices = spec[2];
+  if (same_dtype<std::int32_t>(indices))
+    visit_sparse<T, std::int32_t>(spec, kind == "csc", fn);
+  else
+    visit_sparse<T, std::int64_t>(spec, kind == "csc", fn);
+}
+
+nmf::Solver solver_from(const std::string& name) {
+  if (name == "hals") return nmf::Solver::Hals;
+  if (name == "mu") return nmf::Solver::Mu;
+  if (name == "anls") return nmf::Solver::Anls;
+  throw InvalidArgument("solver must be 'hals', 'mu' or 'anls', got '" + name + "'");
+}
+
+template <typename T>
+py::tuple fit(const py::tuple& spec, py::array W, py::array Ht, const std::string& solver, int max_iter, double tol,
+              double l1_W, double l2_W, double l1_H, double l2_H, int inner_sweeps, double inner_stop,
+              bool update_W, bool update_H, int n_threads, py::object hook) {
+  nmf::Options opt;
+  opt.solver = solver_from(solver);
+  opt.max_iter = max_iter;
+  opt.tol = tol;
+  opt.pen_W = {l1_W, l2_W};
+  opt.pen_H = {l1_H, l2_H};
+  opt.inner_sweeps = inner_sweeps;
+  opt.inner_stop = inner_stop;
+  opt.update_W = update_W;
+  opt.update_H = update_H;
+  opt.n_threads = n_threads;
+  require(max_iter >= 0, "max_iter must be >= 0");
+  require(tol >= 0, "tol must be >= 0");
+  std::function<bool(int, double)> callback;
+  if (!hook.is_none()) {
+    callback = [&hook](int it, double loss) {
+      py::gil_scoped_acquire acquire;
+      py::object r = hook(it, loss);
+      return r.is_none() || r.cast<bool>();
+    };
+  }
+  nmf::Result res;
+  visit_operator<T>(spec, [&](const auto& op) {
+    const index_t m = op.rows(), n = op.cols();
+    require(W.ndim() == 2, "W must be 2-D");
+    const index_t k = W.shape(1);
+    T* w = mutable_ptr<T>(W, "W", m, k);
+    T* h = mutable_ptr<T>(Ht, "H^T", n, k);
+    const double pass_cost = [&] {
+      if constexpr (std::is_same_v<std::decay_t<decltype(op)>, nmf::DenseOperator<T>>)
+        return static_cast<double>(m) * static_cast<double>(n);
+      else
+        return static_cast<double>(spec[3].cast<py::array>().shape(0));
+    }();
+    py::gil_scoped_release release;
+    res = nmf::fit<T>(op, w, h, k, opt, callback, pass_cost);
+  });
+  return py::make_tuple(res.n_iter, res.converged, res.losses);
+}
+
+template <typename T>
+void solve_rows(const py::tuple& spec, py::array W, const py::array& Ht, double l1, double l2, int n_threads) {
+  visit_operator<T>(spec, [&](const auto& op) {
+    const index_t m = op.rows(), n = op.cols();
+    require(W.ndim() == 2, "W must be 2-D");
+    const index_t k = W.shape(1);
+    T* w = mutable_ptr<T>(W, "W", m, k);
+    const T* h = const_ptr<T>(Ht, "H^T", n, k);
+    py::gil_scoped_release release;
+    nmf::solve_rows<T>(op, w, h, k, nmf::Penalty{l1, l2}, n_threads);
+  });
+}
+
+template <typename T>
+double residual(const py::tuple& spec, const py::array& W, const py::array& Ht, int n_threads) {
+  double out = 0.0;
+  visit_operator<T>(spec, [&](const auto& op) {
+    const index_t m = op.rows(), n = op.cols();
+    require(W.ndim() == 2, "W must be 2-D");
+    const index_t k = W.shape(1);
+    const T* w = const_ptr<T>(W, "W", m, k);
+    const T* h = const_ptr<T>(Ht, "H^T", n, k);
+    py::gil_scoped_release release;
+    out = op.residual(w, h, k, n_threads);
+  });
+  return out;
+}
+
+template <typename T>
+py::tuple sums(const py::tuple& spec, int n_threads) {
+  double s = 0.0, ss = 0.0;
+  visit_operator<T>(spec, [&](const auto& op) {
+    py::gil_scoped_release release;
+    s = op.sum(n_threads);
+    ss = op.squared_norm(n_threads);
+  });
+  return py::make_tuple(s, ss);
+}
+
+template <typename T>
+py::tuple rsvd(const py::tuple& spec, index_t k, index_t oversample, int power_iters, std::uint64_t seed,
+               int n_threads) {
+  nmf::SvdResult<T> r;
+  visit_operator<T>(spec, [&](const auto& op) {
+    py::gil_scoped_release release;
+    r = nmf::randomized_svd<T>(op, k, oversample, power_iters, seed, n_threads);
+  });
+  auto U = new_matrix<T>(r.U.rows(), r.U.cols());
+  auto Vt = new_matrix<T>(r.Vt.rows(), r.Vt.cols());
+  py::array_t<T> S(static_cast<py::ssize_t>(r.S.size()));
+  std::copy(r.U.data(), r.U.data() + r.U.size(), U.mutable_data());
+  std::copy(r.Vt.data(), r.Vt.data() + r.Vt.size(), Vt.mutable_data());
+  std::copy(r.S.data(), r.S.data() + r.S.size(), S.mutable_data());
+  return py::make_tuple(U, S, Vt);
+}
+
+template <typename F32, typename F64>
+auto by_dtype(const py::array& factor, F32&& f32, F64&& f64) {
+  if (same_dtype<float>(factor)) return f32();
+  require<TypeMismatch>(same_dtype<double>(factor), "factors must be float32 or float64");
+  return f64();
+}
+
+}  // namespace
+
+void register_nmf(py::module_& m) {
+  m.def(
+      "nmf_fit",
+      [](const py::tuple& spec, py::array W, py::array Ht, const std::string& solver, int max_iter, double tol,
+         double l1_W, double l2_W, double l1_H, double l2_H, int inner_sweeps, double inner_stop, bool update_W,
+         bool update_H, int n_threads, py::object hook) {
+        return by_dtype(
+            W,
+            [&] {
+              return fit<float>(spec, W, Ht, solver, max_iter, tol, l1_W, l2_W, l1_H, l2_H, inner_sweeps,
+                                inner_stop, update_W, update_H, n_threads, hook);
+            },
+            [&] {
+              return fit<double>(spec, W, Ht, solver, max_iter, tol, l1_W, l2_W, l1_H, l2_H, inner_sweeps,
+                                 inner_stop, update_W, update_H, n_threads, hook);
+            });
+      },
+      py::arg("X"), py::arg("W"), py::arg("Ht"), py::arg("solver"), py::arg("max_iter"), py::arg("tol"),
+      py::arg("l1_W"), py::arg("l2_W"), py::arg("l1_H"), py::arg("l2_H"), py::arg("inner_sweeps"),
+      py::arg("inner_stop"), py::arg("update_W"), py::arg("update_H"), py::arg("n_threads"), py::arg("hook"),
+      "Fit W (m x k) and Ht (n x k) in place; returns (n_iter, converged, losses).");
+  m.def(
+      "nmf_solve_rows",
+      [](const py::tuple& spec, py::array W, const py::array& Ht, double l1, double l2, int n_threads) {
+        by_dtype(
+            W, [&] { solve_rows<float>(spec, W, Ht, l1, l2, n_threads); },
+            [&] { solve_rows<double>(spec, W, Ht, l1, l2, n_threads); });
+      },
+      py::arg("X"), py::arg("W"), py::arg("Ht"), py::arg("l1"), py::arg("l2"), py::arg("n_threads"));
+  m.def(
+      "nmf_residual",
+      [](const py::tuple& spec, const py::array& W, const py::array& Ht, int n_threads) {
+        return by_dtype(
+            W, [&] { return residual<float>(spec, W, Ht, n_threads); },
+            [&] { return residual<double>(spec, W, Ht, n_threads); });
+      },
+      py::arg("X"), py::arg("W"), py::arg("Ht"), py::arg("n_threads"));
+  m.def(
+      "nmf_sums",
+      [](const py::tuple& spec, const py::array& like, int n_threads) {
+        return by_dtype(
+            like, [&] { return sums<float>(spec, n_threads); }, [&] { return sums<double>(spec, n_threads); });
+      },
+      py::arg("X"), py::arg("like"), py::arg("n_threads"));
+  m.def(
+      "randomized_svd",
+      [](const py::tuple& spec, const py::array& like, index_t k, index_t oversample, int power_iters,
+         std::uint64_t seed, int n_threads) {
+        return by_dtype(
+            like, [&] { return rsvd<float>(spec, k, oversample, power_iters, seed, n_threads); },
+            [&] { return rsvd<double>(spec, k, oversample, power_iters, seed, n_threads); });
+      },
+      py::arg("X"), py::arg("like"), py::arg("k"), py::arg("oversample"), py::arg("power_iters"), py::arg("seed"),
+      py::arg("n_threads"));
+}
+
+}  // namespace bindings
+}  // namespace rankfold

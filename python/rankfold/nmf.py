@@ -1,0 +1,458 @@
+"""Nonnegative matrix factorization: X ~ W H with W, H >= 0.
+
+``NMF`` is a drop-in for ``sklearn.decomposition.NMF`` (same parameters where
+they exist, same attributes, same penalty scaling) with a C++ core:
+
+* ``solver="hals"`` (default): accelerated HALS. Each outer iteration forms
+  ``X H^T`` and ``W^T X`` once (the only passes over X) and then runs several
+  cheap coordinate sweeps over W and H with the k x k Gram matrices
+  (Gillis & Glineur 2012). With ``inner_sweeps=1`` the iterates are those of
+  textbook HALS (scikit-learn's ``cd`` without shuffling).
+* ``solver="mu"``: Lee & Seung multiplicative updates.
+* ``solver="anls"``: alternating nonnegative least squares, every half-step
+  solved exactly row by row (active-set NNLS).
+
+The objective is scikit-learn's::
+
+    0.5 ||X - W H||_F^2
+      + alpha_W * l1_ratio * n_features * ||W||_1
+      + 0.5 * alpha_W * (1 - l1_ratio) * n_features * ||W||_F^2
+      + alpha_H * l1_ratio * n_samples * ||H||_1
+      + 0.5 * alpha_H * (1 - l1_ratio) * n_samples * ||H||_F^2
+
+``tol`` is a bound on the relative decrease of that objective between two
+consecutive iterations. ``loss_history_`` holds the objective after every
+iteration. Dense input may be float32 or float64 (kept as is, C or F order);
+``scipy.sparse`` CSR/CSC input is used in place, never densified.
+
+Missing values are not supported yet: NaN in X raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any, Callable, Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _core
+from ._validation import (
+    check_array,
+    check_choice,
+    check_float,
+    check_int,
+    check_n_threads,
+    check_random_state,
+    check_sparse,
+)
+
+try:  # scikit-learn is optional: the estimator works without it
+    from sklearn.base import BaseEstimator as _Base
+    from sklearn.base import ClassNamePrefixFeaturesOutMixin as _NamesMixin
+    from sklearn.base import TransformerMixin as _Transformer
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.exceptions import NotFittedError as _SkNotFitted
+
+    class NotFittedError(_SkNotFitted):
+        """Raised when transform or inverse_transform is called before fit."""
+
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    import inspect
+
+    class ConvergenceWarning(UserWarning):  # type: ignore[no-redef]
+        """The solver stopped at max_iter before reaching tol."""
+
+    class NotFittedError(ValueError, AttributeError):  # type: ignore[no-redef]
+        """Raised when transform or inverse_transform is called before fit."""
+
+    class _Base:  # type: ignore[no-redef]
+        def get_params(self, deep: bool = True) -> dict:
+            names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+            return {n: getattr(self, n) for n in names}
+
+        def set_params(self, **params: Any) -> "_Base":
+            valid = self.get_params()
+            for key, value in params.items():
+                if key not in valid:
+                    raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}")
+                setattr(self, key, value)
+            return self
+
+    class _Transformer:  # type: ignore[no-redef]
+        def fit_transform(self, X: Any, y: Any = None, **kw: Any) -> Any:
+            return self.fit(X, y, **kw).transform(X)
+
+    class _NamesMixin:  # type: ignore[no-redef]
+        pass
+
+
+__all__ = ["NMF", "randomized_svd", "ConvergenceWarning", "NotFittedError"]
+
+_SOLVERS = ("hals", "mu", "anls")
+_INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
+_LOSSES = ("frobenius",)
+
+
+# ---------------------------------------------------------------- input handling
+
+def _native(X: Any) -> Any:
+    """Native byte order (MATLAB and some file readers give big-endian arrays)."""
+    if X.dtype.isnative:
+        return X
+    return X.astype(X.dtype.newbyteorder("="))
+
+
+def _check_X(X: Any, name: str = "X", dtype: Any = None) -> Any:
+    """Validated X: a C/F-ordered float array or a canonical CSR/CSC matrix.
+
+    Messages follow scikit-learn's wording where its estimator checks look for it.
+    """
+    if isinstance(X, np.ndarray) or sp.issparse(X):
+        X = _native(X)
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2 and 0 in shape:
+        what = "sample(s)" if shape[0] == 0 else "feature(s)"
+        raise ValueError(f"{name} has 0 {what} (shape={tuple(shape)}) while a minimum of 1 is required.")
+    try:
+        if sp.issparse(X):
+            X = check_sparse(X, name, dtype=dtype, nonnegative=True)
+            if X.indices.dtype != X.indptr.dtype:
+                idx = np.result_type(X.indices.dtype, X.indptr.dtype)
+                X = X.copy()
+                X.indices = X.indices.astype(idx)
+                X.indptr = X.indptr.astype(idx)
+            return X
+        return check_array(X, name, dtype=dtype, order=None, nonnegative=True)
+    except ValueError as exc:
+        msg = str(exc)
+        if "NaN" in msg:
+            raise ValueError(
+                f"{name} contains NaN. rankfold.NMF does not treat NaN as a missing value yet; "
+                f"impute or drop those entries first"
+            ) from None
+        if "negative" in msg:
+            raise ValueError(f"Negative values in data passed to NMF ({name}): {msg}") from None
+        if "1-D array" in msg:
+            raise ValueError(f"{msg}. Reshape your data") from None
+        raise
+
+
+def _spec(X: Any) -> tuple:
+    """The (kind, arrays...) description of X that the C++ core reads."""
+    if sp.issparse(X):
+        return (X.format, np.ascontiguousarray(X.indptr), np.ascontiguousarray(X.indices),
+                np.ascontiguousarray(X.data), int(X.shape[0]), int(X.shape[1]))
+    return ("dense", X)
+
+
+def randomized_svd(
+    X: Any,
+    n_components: int,
+    *,
+    n_oversamples: int = 10,
+    n_iter: Any = "auto",
+    random_state: Any = None,
+    n_threads: Optional[int] = None,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Truncated SVD ``X ~ U diag(S) Vt`` by randomized range finding.
+
+    Works on dense arrays and scipy.sparse CSR/CSC matrices (never densified);
+    float32 input is computed in float32. ``n_iter="auto"`` uses 7 power
+    iterations when ``n_components < 0.1 min(X.shape)``, else 4 (as
+    scikit-learn). Each column of ``U`` is signed so that its largest absolute
+    entry is positive. Returns ``U`` (m x k), ``S`` (k, descending) and ``Vt``
+    (k x n).
+    """
+    if sp.issparse(X):
+        X = check_sparse(X, "X")
+        if X.indices.dtype != X.indptr.dtype:
+            X = X.copy()
+            X.indices = X.indices.astype(np.int64)
+            X.indptr = X.indptr.astype(np.int64)
+    else:
+        X = check_array(_native(X) if isinstance(X, np.ndarray) else X, "X", order=None)
+    m, n = X.shape
+    k = check_int(n_components, "n_components", low=1, high=min(m, n))
+    p = check_int(n_oversamples, "n_oversamples", low=0)
+    if isinstance(n_iter, str) and n_iter == "auto":
+        q = 7 if k < 0.1 * min(m, n) else 4
+    else:
+        q = check_int(n_iter, "n_iter", low=0)
+    seed = check_random_state(random_state)
+    threads = check_n_threads(n_threads)
+    like = np.empty((1, 1), dtype=X.dtype)
+    U, S, Vt = _core.randomized_svd(_spec(X), like, k, p, q, seed, threads)
+    return U, S, Vt
+
+
+# ---------------------------------------------------------------- initialization
+
+def _initialize(X: Any, k: int, init: str, seed: int, threads: int, mean: float) -> Tuple[np.ndarray, np.ndarray]:
+    """W (m x k) and Ht (n x k), C-ordered, X's dtype."""
+    m, n = X.shape
+    dtype = X.dtype
+    rng = np.random.default_rng(seed)
+    if init == "random":
+        avg = np.sqrt(mean / k)
+        Ht = (avg * np.abs(rng.standard_normal((n, k)))).astype(dtype)
+        W = (avg * np.abs(rng.standard_normal((m, k)))).astype(dtype)
+        return W, Ht
+    like = np.empty((1, 1), dtype=dtype)
+    # A few power iterations are plenty for an NMF starting point.
+    U, S, Vt = _core.randomized_svd(_spec(X), like, k, 10, 3, seed, threads)
+    W = np.zeros((m, k), dtype=dtype)
+    Ht = np.zeros((n, k), dtype=dtype)
+    W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
+    Ht[:, 0] = np.sqrt(S[0]) * np.abs(Vt[0])
+    for j in range(1, k):
+        x, y = U[:, j], Vt[j]
+        xp, yp = np.maximum(x, 0), np.maximum(y, 0)
+        xn, yn = np.abs(np.minimum(x, 0)), np.abs(np.minimum(y, 0))
+        xpn, ypn = float(np.linalg.norm(xp)), float(np.linalg.norm(yp))
+        xnn, ynn = float(np.linalg.norm(xn)), float(np.linalg.norm(yn))
+        mp, mn = xpn * ypn, xnn * ynn
+        if mp > mn:
+            u, v, sigma = xp / max(xpn, 1e-300), yp / max(ypn, 1e-300), mp
+        else:
+            u, v, sigma = xn / max(xnn, 1e-300), yn / max(ynn, 1e-300), mn
+        lbd = np.sqrt(S[j] * sigma)
+        W[:, j] = lbd * u
+        Ht[:, j] = lbd * v
+    eps = 1e-6
+    W[W < eps] = 0
+    Ht[Ht < eps] = 0
+    if init == "nndsvda":
+        W[W == 0] = mean
+        Ht[Ht == 0] = mean
+    elif init == "nndsvdar":
+        W[W == 0] = np.abs(mean * rng.standard_normal(int((W == 0).sum())) / 100)
+        Ht[Ht == 0] = np.abs(mean * rng.standard_normal(int((Ht == 0).sum())) / 100)
+    return W, Ht
+
+
+# ---------------------------------------------------------------- estimator
+
+class NMF(_NamesMixin, _Transformer, _Base):
+    """Nonnegative matrix factorization ``X ~ W H`` (scikit-learn compatible).
+
+    Parameters
+    ----------
+    n_components : int or None
+        Rank k. None: ``n_features`` (or the width of custom W/H).
+    init : {"random", "nndsvd", "nndsvda", "nndsvdar", "custom"} or None
+        None: "nndsvda" when ``n_components <= min(n_samples, n_features)``,
+        else "random". The NNDSVD variants use a randomized SVD.
+        "custom" takes ``W`` and ``H`` passed to ``fit``/``fit_transform``.
+    solver : {"hals", "mu", "anls"}
+    beta_loss : {"frobenius"}
+    tol : float
+        Stop when the objective decreases by less than ``tol`` (relative)
+        between two iterations; 0 runs all ``max_iter`` iterations.
+    max_iter : int
+    random_state : int, numpy.random.Generator or None
+    alpha_W, alpha_H, l1_ratio : elastic-net penalties, scikit-learn's meaning
+        (scaled by n_features for W and n_samples for H); ``alpha_H="same"``
+        uses ``alpha_W``.
+    verbose : int
+        Print the objective every iteration when > 0.
+    n_threads : int or None
+        Threads of the C++ kernels (None: all cores, OMP_NUM_THREADS honoured).
+    callback : callable or None
+        ``callback(iteration, loss)`` after every iteration; returning
+        ``False`` stops the fit.
+    inner_sweeps : "auto" or int
+        HALS coordinate sweeps per half-iteration. "auto" picks the count
+        from the cost of a pass over X relative to a sweep and stops each row
+        early once its updates become small; an int runs exactly that many.
+
+    Attributes
+    ----------
+    components_ : (n_components, n_features) H.
+    n_components_, n_iter_, reconstruction_err_ (``||X - W H||_F``),
+    loss_history_ (objective after each iteration), n_features_in_.
+    """
+
+    def __init__(
+        self,
+        n_components: Optional[int] = None,
+        *,
+        init: Optional[str] = None,
+        solver: str = "hals",
+        beta_loss: str = "frobenius",
+        tol: float = 1e-4,
+        max_iter: int = 200,
+        random_state: Any = None,
+        alpha_W: float = 0.0,
+        alpha_H: Any = "same",
+        l1_ratio: float = 0.0,
+        verbose: int = 0,
+        n_threads: Optional[int] = None,
+        callback: Optional[Callable[[int, float], Any]] = None,
+        inner_sweeps: Any = "auto",
+    ) -> None:
+        self.n_components = n_components
+        self.init = init
+        self.solver = solver
+        self.beta_loss = beta_loss
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.alpha_W = alpha_W
+        self.alpha_H = alpha_H
+        self.l1_ratio = l1_ratio
+        self.verbose = verbose
+        self.n_threads = n_threads
+        self.callback = callback
+        self.inner_sweeps = inner_sweeps
+
+    # -- scikit-learn tags
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def _more_tags(self) -> dict:  # scikit-learn < 1.6
+        return {"requires_positive_X": True, "preserves_dtype": [np.float64, np.float32]}
+
+    # -- parameter checks
+    def _penalties(self, m: int, n: int) -> Tuple[float, float, float, float]:
+        alpha_W = check_float(self.alpha_W, "alpha_W", low=0.0)
+        if isinstance(self.alpha_H, str):
+            if self.alpha_H != "same":
+                raise ValueError(f"alpha_H must be a float >= 0 or 'same', got {self.alpha_H!r}")
+            alpha_H = alpha_W
+        else:
+            alpha_H = check_float(self.alpha_H, "alpha_H", low=0.0)
+        l1_ratio = check_float(self.l1_ratio, "l1_ratio", low=0.0, high=1.0)
+        return (n * alpha_W * l1_ratio, n * alpha_W * (1 - l1_ratio),
+                m * alpha_H * l1_ratio, m * alpha_H * (1 - l1_ratio))
+
+    def _check_params(self) -> None:
+        check_choice(self.solver, "solver", _SOLVERS)
+        if not isinstance(self.beta_loss, str) or self.beta_loss not in _LOSSES:
+            raise ValueError(
+                f"beta_loss must be 'frobenius' (the only loss implemented so far); got {self.beta_loss!r}"
+            )
+        if self.init is not None:
+            check_choice(self.init, "init", _INITS)
+        check_int(self.max_iter, "max_iter", low=0)
+        check_float(self.tol, "tol", low=0.0)
+        check_int(self.verbose, "verbose", low=0)
+        if self.callback is not None and not callable(self.callback):
+            raise TypeError(f"callback must be callable or None, got {type(self.callback).__name__}")
+        if not (isinstance(self.inner_sweeps, str) and self.inner_sweeps == "auto"):
+            check_int(self.inner_sweeps, "inner_sweeps", low=1, high=10000)
+
+    # -- fitting
+    def fit(self, X: Any, y: Any = None, W: Any = None, H: Any = None) -> "NMF":
+        """Learn W and H from X; returns self."""
+        self.fit_transform(X, y, W=W, H=H)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None, W: Any = None, H: Any = None) -> np.ndarray:
+        """Learn W and H from X and return W (n_samples, n_components)."""
+        self._check_params()
+        X = _check_X(X)
+        m, n = X.shape
+        threads = check_n_threads(self.n_threads)
+        seed = check_random_state(self.random_state)
+        init = self.init
+        if init == "custom" or (W is not None or H is not None):
+            if init not in ("custom", None) or W is None or H is None:
+                raise ValueError("pass both W and H to fit with init='custom' (and only then)")
+            init = "custom"
+        if self.n_components is None:
+            k = np.asarray(H).shape[0] if init == "custom" and np.ndim(H) == 2 else n
+        else:
+            k = check_int(self.n_components, "n_components", low=1)
+        if init is None:
+            init = "nndsvda" if k <= min(m, n) else "random"
+        if init in ("nndsvd", "nndsvda", "nndsvdar") and k > min(m, n):
+            raise ValueError(
+                f"init={init!r} needs n_components <= min(n_samples, n_features) = {min(m, n)}, got {k}; "
+                f"use init='random'"
+            )
+        spec = _spec(X)
+        total, sqnorm = _core.nmf_sums(spec, np.empty((1, 1), X.dtype), threads)
+        if sqnorm == 0.0:
+            raise ValueError("X is all zeros; there is nothing to factorize")
+        mean = total / (m * n)
+        if init == "custom":
+            W0 = check_array(W, "W", dtype=X.dtype, nonnegative=True, copy=True)
+            H0 = check_array(H, "H", dtype=X.dtype, nonnegative=True)
+            if W0.shape != (m, k):
+                raise ValueError(f"W must have shape (n_samples, n_components) = {(m, k)}, got {W0.shape}")
+            if H0.shape != (k, n):
+                raise ValueError(f"H must have shape (n_components, n_features) = {(k, n)}, got {H0.shape}")
+            Wf, Ht = W0, np.ascontiguousarray(H0.T)
+        else:
+            Wf, Ht = _initialize(X, k, init, seed, threads, mean)
+        l1W, l2W, l1H, l2H = self._penalties(m, n)
+        sweeps = 0 if self.inner_sweeps == "auto" else int(self.inner_sweeps)
+
+        hook = None
+        if self.verbose or self.callback is not None:
+            verbose, callback = self.verbose, self.callback
+
+            def hook(it: int, loss: float) -> bool:
+                if verbose:
+                    print(f"NMF[{self.solver}] iteration {it:4d}  objective {loss:.6g}")
+                if callback is not None:
+                    answer = callback(it, loss)
+                    if answer is not None and not answer:
+                        return False
+                return True
+
+        n_iter, converged, losses = _core.nmf_fit(
+            spec, Wf, Ht, self.solver, int(self.max_iter), float(self.tol), l1W, l2W, l1H, l2H,
+            sweeps, 0.1, True, True, threads, hook)
+        stopped_by_callback = hook is not None and n_iter < self.max_iter and not converged
+        if self.tol > 0 and not converged and not stopped_by_callback and self.max_iter > 0:
+            warnings.warn(
+                f"NMF stopped at max_iter={self.max_iter} before the objective settled to tol={self.tol}; "
+                f"increase max_iter or tol", ConvergenceWarning, stacklevel=2)
+        self.components_ = np.ascontiguousarray(Ht.T)
+        self.n_components_ = k
+        self.n_iter_ = int(n_iter)
+        self.loss_history_ = np.asarray(losses, dtype=np.float64)
+        self.reconstruction_err_ = float(np.sqrt(max(_core.nmf_residual(spec, Wf, Ht, threads), 0.0)))
+        self.n_features_in_ = n
+        return Wf
+
+    # -- using a fitted model
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "components_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet; call fit before using it")
+
+    def transform(self, X: Any) -> np.ndarray:
+        """W for new data with H fixed: each row solved exactly (nonnegative least squares)."""
+        self._check_fitted()
+        X = _check_X(X, dtype=self.components_.dtype)
+        m, n = X.shape
+        if n != self.n_features_in_:
+            raise ValueError(
+                f"X has {n} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                f"features as input")
+        threads = check_n_threads(self.n_threads)
+        l1W, l2W, _, _ = self._penalties(m, n)
+        Ht = np.ascontiguousarray(self.components_.T)
+        W = np.zeros((m, self.components_.shape[0]), dtype=X.dtype)
+        _core.nmf_solve_rows(_spec(X), W, Ht, l1W, l2W, threads)
+        return W
+
+    def inverse_transform(self, X: Any = None, *, Xt: Any = None) -> np.ndarray:
+        """W H: data back in feature space."""
+        self._check_fitted()
+        if X is None:
+            X = Xt
+        W = check_array(X, "X", dtype=self.components_.dtype, n_cols=self.components_.shape[0])
+        return W @ self.components_
+
+    @property
+    def _n_features_out(self) -> int:
+        return int(self.components_.shape[0])

@@ -1,0 +1,60 @@
+"""NMF on the Samson hyperspectral scene: endmembers and abundances against Zhu's ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.io
+from scipy.optimize import linear_sum_assignment
+
+import rankfold
+from conftest import data_path
+
+
+def load_samson():
+    mat = scipy.io.loadmat(data_path("samson", "Samson.mat"))
+    X = np.ascontiguousarray(mat["Y"].T, dtype=np.float64)  # rows = pixels, columns = bands
+    abundances = mat["S_GT"].reshape(-1, 3, order="F")  # pixel order of Y's columns (see README)
+    return X, mat["GT"].astype(np.float64), abundances
+
+
+def unmixing_scores(W, H, endmembers, abundances):
+    """Mean spectral angle (radians, Hungarian matching) and abundance RMSE.
+
+    Abundances: the columns of W rescaled so each learned endmember peaks at 1
+    (the ground truth's scaling), then normalised to sum to one per pixel.
+    """
+    Hn = H / np.linalg.norm(H, axis=1, keepdims=True)
+    En = endmembers / np.linalg.norm(endmembers, axis=1, keepdims=True)
+    angles = np.arccos(np.clip(En @ Hn.T, -1.0, 1.0))
+    rows, cols = linear_sum_assignment(angles)
+    A = W * H.max(axis=1)
+    A = A / np.maximum(A.sum(axis=1, keepdims=True), 1e-12)
+    rmse = float(np.sqrt(np.mean((A[:, cols] - abundances[:, rows]) ** 2)))
+    return float(angles[rows, cols].mean()), rmse
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("solver", ["hals", "anls"])
+def test_samson_unmixing(solver):
+    X, endmembers, abundances = load_samson()
+    model = rankfold.NMF(3, init="random", solver=solver, max_iter=1000, tol=1e-5, random_state=0)
+    W = model.fit_transform(X)
+    rel = model.reconstruction_err_ / np.linalg.norm(X)
+    sad, rmse = unmixing_scores(W, model.components_, endmembers, abundances)
+    # Plain NMF (no sum-to-one or minimum-volume constraint) on Samson: the fit
+    # is tight, the endmembers only roughly those of the reference.
+    assert rel < 0.03
+    assert sad < 0.25, sad
+    assert rmse < 0.27, rmse
+
+
+@pytest.mark.realdata
+def test_samson_float32_and_mu():
+    X, endmembers, abundances = load_samson()
+    model = rankfold.NMF(3, init="random", solver="mu", max_iter=200, tol=0.0, random_state=0)
+    W = model.fit_transform(X.astype(np.float32))
+    assert W.dtype == np.float32
+    assert model.reconstruction_err_ / np.linalg.norm(X) < 0.05
+    sad, _ = unmixing_scores(W.astype(np.float64), model.components_.astype(np.float64), endmembers, abundances)
+    assert sad < 0.35, sad

@@ -842,10 +842,9 @@ class HnswIndex {
         links = sc.links.data();
         continue;
       }
-      prefetch_vector(fresh[0]);
-      if (n_fresh > 1) prefetch_vector(fresh[1]);
+      for (int j = 0; j < lookahead_ && j < n_fresh; ++j) prefetch_vector(fresh[j]);
       for (int j = 0; j < n_fresh; ++j) {
-        if (j + 2 < n_fresh) prefetch_vector(fresh[j + 2]);
+        if (j + lookahead_ < n_fresh) prefetch_vector(fresh[j + lookahead_]);
         const float dist = Dist::bounded(q, vector_of(fresh[j]), d, list.worst());
         list.insert(dist, fresh[j]);
       }
@@ -1070,6 +1069,7 @@ class HnswIndex {
   std::atomic<int> ef_{50};
   double level_mult_;
   std::size_t stride_ = 0, vec_bytes_ = 0, upper_width_ = 0, prefetch_bytes_ = 0;
+  static constexpr int lookahead_ = 2;  // neighbour vectors prefetched ahead of the distance loop
 
   std::unique_ptr<char, hnsw_detail::AlignedFree> blocks_;
   std::size_t capacity_ = 0, n_slots_ = 0;

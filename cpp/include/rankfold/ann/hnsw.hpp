@@ -310,7 +310,7 @@ class HnswIndex {
     std::vector<index_t> new_labels(static_cast<std::size_t>(n));
     for (index_t i = 0; i < n; ++i) {
       const index_t lab = labels ? labels[i] : next_label_ + i;
-      require(lab >= 0, "ids must be >= 0, got ", lab);
+      require(lab >= 0 && lab < std::numeric_limits<index_t>::max(), "ids must be >= 0 and < 2^63 - 1, got ", lab);
       require(slot_of_.count(lab) == 0, "ids: id ", lab, " is already in the index");
       new_labels[static_cast<std::size_t>(i)] = lab;
     }

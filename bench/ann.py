@@ -317,8 +317,12 @@ def plot(results: List[Dict], path) -> None:
     except ImportError:
         print("matplotlib is not installed: no plot")
         return
-    fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4.5), squeeze=False)
-    for ax, r in zip(axes[0], results):
+    cols = min(3, len(results))
+    rows = (len(results) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.5 * rows), squeeze=False)
+    for ax in axes.flat[len(results):]:
+        ax.set_visible(False)
+    for ax, r in zip(axes.flat, results):
         for name, info in r["libs"].items():
             for t, curve in info["curves"].items():
                 ax.plot([p["recall"] for p in curve], [p["qps"] for p in curve], marker="o", ms=3,
@@ -349,7 +353,18 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="synthetic 30k, minilm 20k, fewer repeats")
     ap.add_argument("--plot", action="store_true")
     ap.add_argument("--out", default="ann")
+    ap.add_argument("--replot", nargs="+", metavar="JSON",
+                    help="only draw the curves of earlier result files into results/<out>.png")
     args = ap.parse_args()
+    if args.replot:
+        import json
+
+        merged = []
+        for name in args.replot:
+            with open(name) as f:
+                merged.extend(json.load(f)["results"])
+        plot(merged, RESULTS / f"{args.out}.png")
+        return
     if args.quick:
         args.n = min(args.n, 30_000)
         args.minilm_n = min(args.minilm_n, 20_000)

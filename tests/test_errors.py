@@ -225,6 +225,8 @@ def test_hnsw_bad_vectors_and_ids(hnsw, rng):
         hnsw.add(rng.standard_normal((1, 4)), ids=[5])
     with pytest.raises(ValueError, match="ids must be >= 0"):
         hnsw.add(rng.standard_normal((1, 4)), ids=[-2])
+    with pytest.raises(ValueError, match="ids must be >= 0 and < 2"):
+        hnsw.add(rng.standard_normal((1, 4)), ids=[2**63 - 1])
     with pytest.raises(TypeError, match="X"):
         hnsw.add("abc")
     with pytest.raises(ValueError, match="zero vector"):

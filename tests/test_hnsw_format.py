@@ -7,7 +7,6 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-import pytest
 
 from rankfold import HNSWIndex
 
@@ -86,6 +85,6 @@ def test_resealed_damage_never_crashes(tmp_path):
             rejected += 1
             continue
         loaded += 1
-        ids, dist = other.search(Q, k=5)  # damaged vectors may change results, never crash
+        ids, _ = other.search(Q, k=5)  # damaged vectors may change results, never crash
         assert ids.shape == (5, 5) and ((ids >= -1) & (ids < other.next_id)).all()
     assert rejected > 100  # the structural checks catch most damage

@@ -78,6 +78,7 @@ void register_hnsw(py::module_& m) {
       .def_property_readonly("next_label", &HnswIndex::next_label)
       .def_property_readonly("capacity", &HnswIndex::capacity)
       .def("__len__", &HnswIndex::size)
+      .def("exact_filter_threshold", &HnswIndex::exact_filter_threshold, py::arg("ef"))
       .def("reserve",
            [](HnswIndex& self, index_t n) {
              py::gil_scoped_release release;

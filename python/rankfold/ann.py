@@ -242,6 +242,13 @@ class HNSWIndex(_IndexBase):
     def ef(self, value: int) -> None:
         self._impl.ef = check_int(value, "ef", low=1, high=1 << 30)
 
+    def exact_scan_threshold(self, ef: Optional[int] = None) -> float:
+        """Filtered searches (and searches of an index with removed items)
+        scan the admissible items exactly when there are fewer than this many:
+        ``sqrt(30 * ef * len(index))`` for the given ef (default: ``self.ef``)."""
+        ef = self.ef if ef is None else check_int(ef, "ef", low=1, high=1 << 30)
+        return float(self._impl.exact_filter_threshold(ef))
+
     @property
     def next_id(self) -> int:
         """The largest id ever added + 1 (the default id of the next vector)."""

@@ -56,7 +56,7 @@ def demo(args: argparse.Namespace) -> int:
     hnsw = rankfold.HNSWIndex(d, M=16, ef_construction=100, random_state=args.seed).add(X[:n_hnsw])
     print(f"  built in {time.perf_counter() - t0:.2f} s; {hnsw.stats()['bytes_per_vector']} bytes/vector")
     for ef in (10, 20, 50):
-        t = _timeit(lambda: hnsw.search(Q, k, ef=ef))
+        t = _timeit(lambda ef=ef: hnsw.search(Q, k, ef=ef))
         ids, _ = hnsw.search(Q, k, ef=ef)
         rec = np.mean([len(set(a) & set(b)) / k for a, b in zip(ids, gt)])
         print(f"  ef={ef:3d}: recall@{k} {rec:.3f}  {nq / t:10.0f} queries/s")

@@ -86,6 +86,19 @@ __attribute__((target("avx512f"))) inline float dot_avx512(const float* a, const
                                                              std::size_t d) {
   __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
   std::size_t i = 0;
+  if (d >= 128) {
+    // Four independent chains: long vectors (text embeddings) are bound by
+    // the FMA latency with two.
+    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    for (; i + 64 <= d; i += 64) {
+      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+      s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+      s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+      s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+    }
+    s0 = _mm512_add_ps(s0, s2);
+    s1 = _mm512_add_ps(s1, s3);
+  }
   for (; i + 32 <= d; i += 32) {
     s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
     s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);

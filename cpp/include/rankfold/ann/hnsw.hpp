@@ -308,16 +308,19 @@ class HnswIndex {
     std::unique_lock<std::shared_mutex> lock(mutex_);
     // Validate everything before changing anything.
     std::vector<index_t> new_labels(static_cast<std::size_t>(n));
-    {
-      std::unordered_map<index_t, index_t> seen;
-      seen.reserve(static_cast<std::size_t>(n));
-      for (index_t i = 0; i < n; ++i) {
-        const index_t lab = labels ? labels[i] : next_label_ + i;
-        require(lab >= 0, "ids must be >= 0, got ", lab);
-        require(slot_of_.count(lab) == 0, "ids: id ", lab, " is already in the index");
-        require(seen.emplace(lab, i).second, "ids: id ", lab, " appears twice in this batch");
-        new_labels[static_cast<std::size_t>(i)] = lab;
-      }
+    for (index_t i = 0; i < n; ++i) {
+      const index_t lab = labels ? labels[i] : next_label_ + i;
+      require(lab >= 0 && lab < std::numeric_limits<index_t>::max(), "ids must be >= 0 and < 2^63 - 1, got ", lab);
+      require(slot_of_.count(lab) == 0, "ids: id ", lab, " is already in the index");
+      new_labels[static_cast<std::size_t>(i)] = lab;
+    }
+    if (labels) {
+      // Duplicates by sorting a copy: one flat buffer, returned to the
+      // system afterwards (a hash set would leave its nodes in the heap).
+      std::vector<index_t> sorted(new_labels);
+      std::sort(sorted.begin(), sorted.end());
+      const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+      require(dup == sorted.end(), "ids: id ", dup == sorted.end() ? 0 : *dup, " appears twice in this batch");
     }
     std::vector<float> normalized;
     if (metric_ == Metric::Cosine) {
@@ -346,6 +349,7 @@ class HnswIndex {
     for (index_t i = 0; i < n; ++i) {
       const slot_t s = slots[static_cast<std::size_t>(i)];
       const bool reused = static_cast<std::size_t>(i) < reuse;
+      if (!reused) std::memset(block(s), 0, stride_);  // padding too: files are byte-reproducible
       std::memcpy(vector_of(s), X + i * dim_, vec_bytes_);
       *degree0(s) = 0;
       if (!reused) {
@@ -682,7 +686,11 @@ class HnswIndex {
     constexpr std::size_t kHuge = std::size_t{2} << 20;
     std::size_t bytes = std::max<std::size_t>(cap * stride_, 64);
     const bool huge = bytes >= 2 * kHuge;
-    if (huge) bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+    if (huge) {
+      // The rounding slack of the last huge page becomes extra capacity.
+      bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+      cap = bytes / stride_;
+    }
     char* raw = static_cast<char*>(std::aligned_alloc(huge ? kHuge : 64, bytes));
     if (!raw) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
@@ -690,7 +698,7 @@ class HnswIndex {
 #endif
     std::unique_ptr<char, hnsw_detail::AlignedFree> fresh(raw);
     if (n_slots_ > 0) std::memcpy(fresh.get(), blocks_.get(), n_slots_ * stride_);
-    std::memset(fresh.get() + n_slots_ * stride_, 0, (cap - n_slots_) * stride_);
+    // Unused blocks stay untouched (not resident) until add fills them.
     blocks_ = std::move(fresh);
     labels_.resize(cap, -1);
     levels_.resize(cap, 0);
@@ -834,10 +842,9 @@ class HnswIndex {
         links = sc.links.data();
         continue;
       }
-      prefetch_vector(fresh[0]);
-      if (n_fresh > 1) prefetch_vector(fresh[1]);
+      for (int j = 0; j < lookahead_ && j < n_fresh; ++j) prefetch_vector(fresh[j]);
       for (int j = 0; j < n_fresh; ++j) {
-        if (j + 2 < n_fresh) prefetch_vector(fresh[j + 2]);
+        if (j + lookahead_ < n_fresh) prefetch_vector(fresh[j + lookahead_]);
         const float dist = Dist::bounded(q, vector_of(fresh[j]), d, list.worst());
         list.insert(dist, fresh[j]);
       }
@@ -1062,6 +1069,7 @@ class HnswIndex {
   std::atomic<int> ef_{50};
   double level_mult_;
   std::size_t stride_ = 0, vec_bytes_ = 0, upper_width_ = 0, prefetch_bytes_ = 0;
+  static constexpr int lookahead_ = 2;  // neighbour vectors prefetched ahead of the distance loop
 
   std::unique_ptr<char, hnsw_detail::AlignedFree> blocks_;
   std::size_t capacity_ = 0, n_slots_ = 0;

@@ -314,3 +314,18 @@ def test_callback_verbose_and_early_stop(rng, capsys):
 def test_exported():
     assert rankfold.ALS is ALS
     assert "ALS" in rankfold.__all__
+
+
+def test_recommend_across_item_tiles(rng):
+    # more items than one score tile (1024), so seen lists are walked across tiles
+    R = sp.random(70, 2600, density=0.05, random_state=np.random.RandomState(3), format="csr")
+    m = ALS(factors=6, iterations=2, random_state=0, dtype=np.float64).fit(R)
+    users = np.arange(70)
+    cand = np.random.default_rng(1).permutation(2600)[:1500]
+    for items in (None, cand):
+        ids, scores = m.recommend(users, n=7, items=items)
+        S = brute_recommend(m, users, 7, R, items)
+        for row in range(70):
+            np.testing.assert_allclose(scores[row], np.sort(S[row])[::-1][:7], rtol=1e-6, atol=1e-9)
+            np.testing.assert_allclose(scores[row], S[row, ids[row]], rtol=1e-6, atol=1e-9)
+            assert not set(ids[row]) & set(R[row].indices)

@@ -216,7 +216,8 @@ def main() -> None:
                 growth.append(dict(k=k, solver=solver, threads=args.threads[-1], rankfold_s_per_iter=t_rf))
         print("\nrankfold time per iteration as the rank grows (CiteULike)")
         print_table(growth, ["k", "solver", "threads", "rankfold_s_per_iter"])
-    path = write_json("als", dict(settings=dict(SETTINGS, iterations=iterations), fit=rows, recommend=rec_rows,
+    name = "als" if args.datasets == ap.get_default("datasets") else "als_" + "_".join(args.datasets)
+    path = write_json(name, dict(settings=dict(SETTINGS, iterations=iterations), fit=rows, recommend=rec_rows,
                                   explicit=explicit_rows, rank_growth=growth))
     print(f"\nwrote {path}; machine: {machine()}")
 

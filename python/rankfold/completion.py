@@ -229,7 +229,7 @@ class ALS:
         R = _csr_parts(X, idt)
         RT = _csr_parts(XT, idt)
         Xf, Yf = self._initial_factors(n_users, n_items, p)
-        nt, k = p["n_threads"], p["k"]
+        nt = p["n_threads"]
         common = dict(solver=p["solver"], cg_steps=p["cg_steps"], regularization=p["reg"],
                       nonnegative=bool(self.nonnegative), n_threads=nt)
         implicit = p["feedback"] == "implicit"

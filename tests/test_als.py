@@ -329,3 +329,16 @@ def test_recommend_across_item_tiles(rng):
             np.testing.assert_allclose(scores[row], np.sort(S[row])[::-1][:7], rtol=1e-6, atol=1e-9)
             np.testing.assert_allclose(scores[row], S[row, ids[row]], rtol=1e-6, atol=1e-9)
             assert not set(ids[row]) & set(R[row].indices)
+
+
+def test_get_set_params_and_clone(rng):
+    from sklearn.base import clone
+
+    m = ALS(factors=5, alpha=3.0, solver="cholesky")
+    assert m.get_params()["factors"] == 5 and m.get_params()["solver"] == "cholesky"
+    c = clone(m).set_params(factors=7)
+    assert c.factors == 7 and c.alpha == 3.0 and m.factors == 5
+    with pytest.raises(ValueError, match="invalid parameter 'rank'"):
+        m.set_params(rank=3)
+    R = random_interactions(rng)
+    assert clone(m).fit(R).item_factors_.shape == (20, 5)

@@ -124,6 +124,20 @@ class ALS:
         self.verbose = verbose
         self.callback = callback
 
+    _PARAM_NAMES = ("factors", "regularization", "alpha", "iterations", "feedback", "solver", "cg_steps", "biases",
+                    "nonnegative", "random_state", "n_threads", "dtype", "verbose", "callback")
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Constructor parameters (scikit-learn convention, so ``sklearn.base.clone`` works)."""
+        return {name: getattr(self, name) for name in self._PARAM_NAMES}
+
+    def set_params(self, **params: Any) -> "ALS":
+        for name, value in params.items():
+            if name not in self._PARAM_NAMES:
+                raise ValueError(f"invalid parameter {name!r} for ALS; valid: {', '.join(self._PARAM_NAMES)}")
+            setattr(self, name, value)
+        return self
+
     def __repr__(self) -> str:
         return (f"ALS(factors={self.factors}, feedback={self.feedback!r}, solver={self.solver!r}, "
                 f"regularization={self.regularization}, alpha={self.alpha}, iterations={self.iterations})")

@@ -342,3 +342,13 @@ def test_get_set_params_and_clone(rng):
         m.set_params(rank=3)
     R = random_interactions(rng)
     assert clone(m).fit(R).item_factors_.shape == (20, 5)
+
+
+def test_pickle_round_trip(rng):
+    import pickle
+
+    R = random_interactions(rng)
+    m = ALS(factors=4, iterations=2, random_state=0).fit(R)
+    m2 = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(m2.recommend([0, 1], n=3)[0], m.recommend([0, 1], n=3)[0])
+    np.testing.assert_array_equal(m2.recalculate_user(R[0]), m.recalculate_user(R[0]))

@@ -195,6 +195,12 @@ class ALS:
             X.eliminate_zeros()
         if X.nnz == 0:
             raise ValueError("user_items has no observed (nonzero) entries; nothing to learn from")
+        if p["feedback"] == "implicit":
+            with np.errstate(over="ignore"):
+                top = np.asarray(p["alpha"], dtype=p["dtype"]) * np.abs(X.data).max() + 1
+            if not np.isfinite(top):
+                raise ValueError(f"alpha * user_items overflows {p['dtype']}: the largest confidence is not finite; "
+                                 "scale the values down or use dtype=float64")
         X.sort_indices()
         return self._fit_csr(X, p)
 
@@ -275,7 +281,7 @@ class ALS:
                 loss = (sse + pen_users + p["reg"] * float(n_per_item @ sq)) / X.nnz
             self.loss_history_.append(float(loss))
             self.n_iter_ = it + 1
-            if not np.isfinite(loss):
+            if not (np.isfinite(loss) and np.isfinite(Xf).all() and np.isfinite(Yf).all()):
                 raise FloatingPointError(
                     f"ALS diverged at iteration {it + 1} (loss {loss}); increase regularization or use float64")
             if self.verbose:

@@ -5,16 +5,17 @@ implicit feedback (ratings as confidences, per-user 80/20 holdout) and a
 synthetic power-law matrix (50,000 users x 20,000 items, 2,500,000
 binary interactions, per-user 80/20 holdout: ~2,000,000 to train on) it prints seconds per ALS iteration for both
 libraries (CG against CG, Cholesky against Cholesky) with 1 and 2 threads,
-precision@10 of the fitted models, and the throughput of `recommend` for all
+precision@10 and nDCG@10 of the fitted models, and the throughput of `recommend` for all
 users (n = 10, seen items filtered). For explicit ratings it prints fit time
 and test RMSE on MovieLens 100K next to scikit-surprise's SVD and SVD++. Seconds per iteration are the median of
 the per-iteration times after the first iteration (both libraries report
 them through their fit callbacks; rankfold's includes its loss evaluation,
-implicit's does not compute a loss). A second table shows the time per
+implicit's does not compute a loss), then the median over --repeat fits that
+alternate between the libraries. A second table shows the time per
 iteration of both rankfold solvers as the rank grows (k = 16, 64, 256).
 
-    python bench/als.py            # default: 5 iterations per fit
-    python bench/als.py --quick    # 3 iterations, no rank-growth table
+    python bench/als.py            # default: 5 iterations per fit, 3 repeats
+    python bench/als.py --quick    # 3 iterations, 1 repeat, no rank-growth table
 
 implicit's alpha scales confidences as alpha * r, rankfold's as 1 + alpha * r
 (Hu, Koren & Volinsky); both get the same numbers here. Writes
@@ -28,12 +29,12 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-from _common import DATA_DIR, machine, print_table, write_json
+from _common import DATA_DIR, machine, median_time, print_table, write_json
 from threadpoolctl import threadpool_limits
 
 import rankfold
 from rankfold.datasets import load_movielens
-from rankfold.metrics import precision_at_k
+from rankfold.metrics import ndcg_at_k, precision_at_k
 from rankfold.model_selection import train_test_split_interactions
 
 SETTINGS = dict(factors=64, regularization=0.01, alpha=20.0)
@@ -160,10 +161,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 iterations per fit, no rank-growth table")
     ap.add_argument("--iterations", type=int, default=None)
+    ap.add_argument("--repeat", type=int, default=None, help="fits per setting (median); default 3, 1 with --quick")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--datasets", nargs="+", default=["citeulike", "movielens", "powerlaw"])
     args = ap.parse_args()
     iterations = args.iterations or (3 if args.quick else 5)
+    repeat = args.repeat or (1 if args.quick else 3)
     loaders = {"citeulike": citeulike, "movielens": movielens, "powerlaw": power_law}
     rows, rec_rows = [], []
     for name in args.datasets:
@@ -173,8 +176,14 @@ def main() -> None:
               f"{users.size} test users", flush=True)
         for solver in ("cg", "cholesky"):
             for t in args.threads:
-                m_im, t_im = fit_implicit(train, solver, t, iterations)
-                m_rf, t_rf = fit_rankfold(train, solver, t, iterations)
+                # alternate the libraries over the repeats so both see the same machine load
+                times_im, times_rf = [], []
+                for _ in range(repeat):
+                    m_im, t_im = fit_implicit(train, solver, t, iterations)
+                    m_rf, t_rf = fit_rankfold(train, solver, t, iterations)
+                    times_im.append(t_im)
+                    times_rf.append(t_rf)
+                t_im, t_rf = float(np.median(times_im)), float(np.median(times_rf))
                 row = dict(dataset=name, solver=solver, threads=t, implicit_s_per_iter=t_im,
                            rankfold_s_per_iter=t_rf, speedup=t_im / t_rf)
                 if t == args.threads[0]:
@@ -182,25 +191,24 @@ def main() -> None:
                         ids_im, _ = m_im.recommend(users, train[users], N=10, filter_already_liked_items=True)
                     ids_rf, _ = m_rf.recommend(users, n=10)
                     row.update(implicit_p_at_10=precision(ids_im, test, users),
-                               rankfold_p_at_10=precision(ids_rf, test, users))
+                               rankfold_p_at_10=precision(ids_rf, test, users),
+                               implicit_ndcg_at_10=ndcg_at_k(ids_im, test[users], 10),
+                               rankfold_ndcg_at_10=ndcg_at_k(ids_rf, test[users], 10))
                 rows.append(row)
                 print(row, flush=True)
                 if solver == "cg":
                     all_users = np.arange(train.shape[0])
                     m_im.num_threads = t
                     with threadpool_limits(1):
-                        t0 = time.perf_counter()
-                        m_im.recommend(all_users, train, N=10, filter_already_liked_items=True)
-                        r_im = time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    m_rf.recommend(all_users, n=10, n_threads=t)
-                    r_rf = time.perf_counter() - t0
+                        r_im = median_time(lambda: m_im.recommend(all_users, train, N=10,
+                                                                  filter_already_liked_items=True), repeat, warmup=0)
+                    r_rf = median_time(lambda: m_rf.recommend(all_users, n=10, n_threads=t), repeat, warmup=0)
                     rec_rows.append(dict(dataset=name, threads=t, implicit_users_per_s=all_users.size / r_im,
                                          rankfold_users_per_s=all_users.size / r_rf, speedup=r_im / r_rf))
     print(f"\nImplicit ALS, float32, factors={SETTINGS['factors']}, iterations={iterations} per fit "
           "(seconds per iteration: median after the first)")
     print_table(rows, ["dataset", "solver", "threads", "implicit_s_per_iter", "rankfold_s_per_iter", "speedup",
-                       "implicit_p_at_10", "rankfold_p_at_10"])
+                       "implicit_p_at_10", "rankfold_p_at_10", "implicit_ndcg_at_10", "rankfold_ndcg_at_10"])
     print("\nrecommend(all users, n=10, filter seen)")
     print_table(rec_rows, ["dataset", "threads", "implicit_users_per_s", "rankfold_users_per_s", "speedup"])
     explicit_rows = explicit_section(args.quick) if "movielens" in args.datasets else []

@@ -68,7 +68,9 @@ class ALS:
         Rank of the model (length of each user and item vector).
     regularization : float or None
         L2 penalty. None: 0.01 for implicit feedback, 0.1 for explicit
-        (weighted-lambda: scaled by each row's number of ratings).
+        (weighted-lambda: scaled by each row's number of ratings). With 0,
+        rows with fewer observations than factors make the exact (Cholesky)
+        row systems singular: fit raises RuntimeError.
     alpha : float
         Implicit feedback: confidence ``c = 1 + alpha * r``. Must be > 0.
     iterations : int
@@ -167,8 +169,6 @@ class ALS:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         if self.callback is not None and not callable(self.callback):
             raise TypeError("callback must be callable or None")
-        if reg == 0 and solver == "cholesky" and feedback == "explicit":
-            pass  # allowed; rows with fewer ratings than factors may then fail to factorise
         return dict(k=k, feedback=feedback, solver=solver, reg=reg, alpha=alpha, iterations=iterations,
                     cg_steps=cg_steps, dtype=dtype, n_threads=check_n_threads(self.n_threads),
                     seed=check_random_state(self.random_state))

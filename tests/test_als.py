@@ -314,3 +314,41 @@ def test_callback_verbose_and_early_stop(rng, capsys):
 def test_exported():
     assert rankfold.ALS is ALS
     assert "ALS" in rankfold.__all__
+
+
+def test_recommend_across_item_tiles(rng):
+    # more items than one score tile (1024), so seen lists are walked across tiles
+    R = sp.random(70, 2600, density=0.05, random_state=np.random.RandomState(3), format="csr")
+    m = ALS(factors=6, iterations=2, random_state=0, dtype=np.float64).fit(R)
+    users = np.arange(70)
+    cand = np.random.default_rng(1).permutation(2600)[:1500]
+    for items in (None, cand):
+        ids, scores = m.recommend(users, n=7, items=items)
+        S = brute_recommend(m, users, 7, R, items)
+        for row in range(70):
+            np.testing.assert_allclose(scores[row], np.sort(S[row])[::-1][:7], rtol=1e-6, atol=1e-9)
+            np.testing.assert_allclose(scores[row], S[row, ids[row]], rtol=1e-6, atol=1e-9)
+            assert not set(ids[row]) & set(R[row].indices)
+
+
+def test_get_set_params_and_clone(rng):
+    from sklearn.base import clone
+
+    m = ALS(factors=5, alpha=3.0, solver="cholesky")
+    assert m.get_params()["factors"] == 5 and m.get_params()["solver"] == "cholesky"
+    c = clone(m).set_params(factors=7)
+    assert c.factors == 7 and c.alpha == 3.0 and m.factors == 5
+    with pytest.raises(ValueError, match="invalid parameter 'rank'"):
+        m.set_params(rank=3)
+    R = random_interactions(rng)
+    assert clone(m).fit(R).item_factors_.shape == (20, 5)
+
+
+def test_pickle_round_trip(rng):
+    import pickle
+
+    R = random_interactions(rng)
+    m = ALS(factors=4, iterations=2, random_state=0).fit(R)
+    m2 = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(m2.recommend([0, 1], n=3)[0], m.recommend([0, 1], n=3)[0])
+    np.testing.assert_array_equal(m2.recalculate_user(R[0]), m.recalculate_user(R[0]))

@@ -564,3 +564,25 @@ def test_nmf_core_rejects_misuse(rng):
         _core.nmf_fit(("dense", X), W, Ht, "nope", *args)
     with pytest.raises(ValueError, match="indptr"):
         _core.nmf_fit(("csr", np.array([0, 1]), np.array([0]), np.array([1.0]), 20, 12), W, Ht, "hals", *args)
+
+
+def test_als_singular_rows_without_regularization():
+    # a user with 1 rating and 3 factors, no regularisation: the exact row system is singular
+    R = sp.csr_matrix(([4.0, 3.0, 5.0, 1.0], ([0, 1, 1, 1], [0, 0, 1, 2])), shape=(2, 3))
+    with pytest.raises(RuntimeError, match="Cholesky factorisation failed for row 0; increase regularization"):
+        ALS(factors=3, feedback="explicit", regularization=0.0, solver="cholesky", random_state=0).fit(R)
+    m = ALS(factors=3, feedback="explicit", regularization=0.0, solver="cg", random_state=0).fit(R)
+    assert np.isfinite(m.user_factors_).all()
+
+
+def test_als_overflowing_confidence():
+    R = sp.csr_matrix(np.array([[3e38, 1.0], [1.0, 0.0]], dtype=np.float32))
+    with pytest.raises(ValueError, match="alpha \\* user_items overflows float32"):
+        ALS(factors=2, alpha=10.0, random_state=0).fit(R)
+    # float64 holds it; huge confidences make the factors blow up: a clear error, not NaN factors
+    try:
+        m = ALS(factors=2, alpha=10.0, random_state=0, dtype=np.float64).fit(R)
+    except FloatingPointError as exc:
+        assert "diverged" in str(exc)
+    else:
+        assert np.isfinite(m.user_factors_).all() and np.isfinite(m.item_factors_).all()

@@ -176,6 +176,9 @@ py::tuple topk_dot(const CArray<T>& Q, const CArray<T>& Y, int n, py::object see
     seen.indices = sp_indices.data();
     require(static_cast<index_t>(seen.indptr[seen.rows]) == sp_indices.shape(0), "seen: indptr[-1] must equal nnz");
     seen.validate();
+    for (index_t r = 0; r < seen.rows; ++r)
+      for (I p = seen.indptr[r] + 1; p < seen.indptr[r + 1]; ++p)
+        require(seen.indices[p - 1] < seen.indices[p], "seen: indices must be sorted and unique within each row");
     pseen = &seen;
     rows_arr = seen_rows.cast<CArray<index_t>>();
     require(rows_arr.ndim() == 1 && rows_arr.shape(0) == nq, "seen_rows must have one entry per query");

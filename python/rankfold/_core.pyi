@@ -1,6 +1,6 @@
 # Type stubs for the compiled module rankfold._core (C++ kernels).
 # Each family's bindings add their own section below.
-from typing import Optional, Tuple, overload
+from typing import Any, Optional, Tuple, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -79,3 +79,31 @@ class HnswIndex:
     def load(path: str) -> "HnswIndex": ...
     @staticmethod
     def from_buffer(data: object, what: str) -> "HnswIndex": ...
+
+# ---------------------------------------------------------------- completion (ALS)
+# CSR parts (indptr, indices, data) with int32 or int64 indices; factors C-ordered, float32 or float64.
+
+def als_implicit_half_sweep(indptr: npt.NDArray[Any], indices: npt.NDArray[Any], data: npt.NDArray[Any], n_cols: int,
+                            Y: npt.NDArray[Any], X: npt.NDArray[Any], alpha: float, solver: str, cg_steps: int,
+                            regularization: float, nonnegative: bool, n_threads: int,
+                            YtY: Optional[npt.NDArray[Any]] = None) -> None: ...
+def als_implicit_loss(indptr: npt.NDArray[Any], indices: npt.NDArray[Any], data: npt.NDArray[Any], n_cols: int,
+                      X: npt.NDArray[Any], Y: npt.NDArray[Any], alpha: float, regularization: float, n_threads: int,
+                      XtX: Optional[npt.NDArray[Any]] = None, YtY: Optional[npt.NDArray[Any]] = None) -> float: ...
+def als_explicit_half_sweep(indptr: npt.NDArray[Any], indices: npt.NDArray[Any], data: npt.NDArray[Any], n_cols: int,
+                            Y: npt.NDArray[Any], other_bias: Optional[npt.NDArray[Any]], X: npt.NDArray[Any],
+                            own_bias: Optional[npt.NDArray[Any]], mu: float, solver: str, cg_steps: int,
+                            regularization: float, nonnegative: bool, n_threads: int) -> None: ...
+def als_explicit_loss(indptr: npt.NDArray[Any], indices: npt.NDArray[Any], data: npt.NDArray[Any], n_cols: int,
+                      X: npt.NDArray[Any], Y: npt.NDArray[Any], row_bias: Optional[npt.NDArray[Any]],
+                      col_bias: Optional[npt.NDArray[Any]], mu: float, regularization: float,
+                      n_threads: int) -> Tuple[float, float]: ...
+def als_topk_dot(Q: npt.NDArray[Any], Y: npt.NDArray[Any], n: int, seen_indptr: Optional[npt.NDArray[np.int64]],
+                 seen_indices: Optional[npt.NDArray[np.int64]], seen_rows: Optional[npt.NDArray[np.int64]],
+                 candidates: Optional[npt.NDArray[np.int64]],
+                 n_threads: int) -> Tuple[npt.NDArray[np.int64], npt.NDArray[Any]]: ...
+def als_gram(A: npt.NDArray[Any], n_threads: int) -> npt.NDArray[Any]: ...
+def als_init_factors_float32(rows: int, k: int, seed: int, scale: float, nonnegative: bool, uniform: bool,
+                             n_threads: int) -> npt.NDArray[np.float32]: ...
+def als_init_factors_float64(rows: int, k: int, seed: int, scale: float, nonnegative: bool, uniform: bool,
+                             n_threads: int) -> npt.NDArray[np.float64]: ...

@@ -68,7 +68,9 @@ class ALS:
         Rank of the model (length of each user and item vector).
     regularization : float or None
         L2 penalty. None: 0.01 for implicit feedback, 0.1 for explicit
-        (weighted-lambda: scaled by each row's number of ratings).
+        (weighted-lambda: scaled by each row's number of ratings). With 0,
+        rows with fewer observations than factors make the exact (Cholesky)
+        row systems singular: fit raises RuntimeError.
     alpha : float
         Implicit feedback: confidence ``c = 1 + alpha * r``. Must be > 0.
     iterations : int
@@ -124,6 +126,20 @@ class ALS:
         self.verbose = verbose
         self.callback = callback
 
+    _PARAM_NAMES = ("factors", "regularization", "alpha", "iterations", "feedback", "solver", "cg_steps", "biases",
+                    "nonnegative", "random_state", "n_threads", "dtype", "verbose", "callback")
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Constructor parameters (scikit-learn convention, so ``sklearn.base.clone`` works)."""
+        return {name: getattr(self, name) for name in self._PARAM_NAMES}
+
+    def set_params(self, **params: Any) -> "ALS":
+        for name, value in params.items():
+            if name not in self._PARAM_NAMES:
+                raise ValueError(f"invalid parameter {name!r} for ALS; valid: {', '.join(self._PARAM_NAMES)}")
+            setattr(self, name, value)
+        return self
+
     def __repr__(self) -> str:
         return (f"ALS(factors={self.factors}, feedback={self.feedback!r}, solver={self.solver!r}, "
                 f"regularization={self.regularization}, alpha={self.alpha}, iterations={self.iterations})")
@@ -153,8 +169,6 @@ class ALS:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         if self.callback is not None and not callable(self.callback):
             raise TypeError("callback must be callable or None")
-        if reg == 0 and solver == "cholesky" and feedback == "explicit":
-            pass  # allowed; rows with fewer ratings than factors may then fail to factorise
         return dict(k=k, feedback=feedback, solver=solver, reg=reg, alpha=alpha, iterations=iterations,
                     cg_steps=cg_steps, dtype=dtype, n_threads=check_n_threads(self.n_threads),
                     seed=check_random_state(self.random_state))
@@ -181,6 +195,12 @@ class ALS:
             X.eliminate_zeros()
         if X.nnz == 0:
             raise ValueError("user_items has no observed (nonzero) entries; nothing to learn from")
+        if p["feedback"] == "implicit":
+            with np.errstate(over="ignore"):
+                top = np.asarray(p["alpha"], dtype=p["dtype"]) * np.abs(X.data).max() + 1
+            if not np.isfinite(top):
+                raise ValueError(f"alpha * user_items overflows {p['dtype']}: the largest confidence is not finite; "
+                                 "scale the values down or use dtype=float64")
         X.sort_indices()
         return self._fit_csr(X, p)
 
@@ -229,7 +249,7 @@ class ALS:
         R = _csr_parts(X, idt)
         RT = _csr_parts(XT, idt)
         Xf, Yf = self._initial_factors(n_users, n_items, p)
-        nt, k = p["n_threads"], p["k"]
+        nt = p["n_threads"]
         common = dict(solver=p["solver"], cg_steps=p["cg_steps"], regularization=p["reg"],
                       nonnegative=bool(self.nonnegative), n_threads=nt)
         implicit = p["feedback"] == "implicit"
@@ -261,7 +281,7 @@ class ALS:
                 loss = (sse + pen_users + p["reg"] * float(n_per_item @ sq)) / X.nnz
             self.loss_history_.append(float(loss))
             self.n_iter_ = it + 1
-            if not np.isfinite(loss):
+            if not (np.isfinite(loss) and np.isfinite(Xf).all() and np.isfinite(Yf).all()):
                 raise FloatingPointError(
                     f"ALS diverged at iteration {it + 1} (loss {loss}); increase regularization or use float64")
             if self.verbose:

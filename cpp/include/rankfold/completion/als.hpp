@@ -382,9 +382,8 @@ double implicit_loss(const CompressedView<T, I>& R, const T* X, const T* Y, inde
 template <typename T>
 struct ExplicitScratch {
   ColMatrix<T> Z;  // d x nnz_u: the other side's vectors of row u (plus a 1 for the bias)
-  Vector<T> t, x, r, p, Ap, b;
-  ColMatrix<T> A;
-  Eigen::LLT<ColMatrix<T>, Eigen::Lower> llt;
+  Vector<T> t, x, r, p, Ap, b, inv_diag;
+  ColMatrix<T> A;  // Cholesky: padded dp x d system
 };
 
 // Solves every row of X (rows x k) against Y (cols x k) on the observed
@@ -397,6 +396,8 @@ void explicit_half_sweep(const CompressedView<T, I>& R, const T* Y, const T* oth
   require(opt.cg_steps >= 1, "cg_steps must be >= 1");
   const bool bias = own_bias != nullptr;
   const index_t d = k + (bias ? 1 : 0);
+  constexpr index_t W = simd_lanes<T>();
+  const index_t dp = (d + W - 1) / W * W;
   auto make = [&] {
     ExplicitScratch<T> s;
     s.x.resize(d);
@@ -405,8 +406,8 @@ void explicit_half_sweep(const CompressedView<T, I>& R, const T* Y, const T* oth
     s.Ap.resize(d);
     s.b.resize(d);
     if (opt.solver == Solver::Cholesky) {
-      s.A.resize(d, d);
-      s.llt = Eigen::LLT<ColMatrix<T>, Eigen::Lower>(d);
+      s.A.resize(dp, d);
+      s.inv_diag.resize(d);
     }
     return s;
   };
@@ -438,12 +439,12 @@ void explicit_half_sweep(const CompressedView<T, I>& R, const T* Y, const T* oth
     if (bias) s.x[k] = own_bias[u];
     if (opt.solver == Solver::Cholesky) {
       s.A.setZero();
-      s.A.template selfadjointView<Eigen::Lower>().rankUpdate(Z);
-      s.A.diagonal().array() += lam;
-      s.llt.compute(s.A);
-      require<NumericalError>(s.llt.info() == Eigen::Success, "Cholesky factorisation failed for row ", u,
-                              "; increase regularization");
-      s.x = s.llt.solve(s.b);
+      s.A.topRows(d).template selfadjointView<Eigen::Lower>().rankUpdate(Z);
+      s.A.topRows(d).diagonal().array() += lam;
+      require<NumericalError>(cholesky_in_place(s.A.data(), d, dp, s.inv_diag.data()),
+                              "Cholesky factorisation failed for row ", u, "; increase regularization");
+      s.x = s.b;
+      cholesky_solve_in_place(s.A.data(), d, dp, s.inv_diag.data(), s.x.data());
     } else {
       // A v = Z (Z^T v) + lam v, two passes over the gathered vectors.
       auto apply = [&](const Vector<T>& v, Vector<T>& out) {

@@ -212,8 +212,9 @@ def _initialize(X: Any, k: int, init: str, seed: int, threads: int, mean: float)
         W = (avg * np.abs(rng.standard_normal((m, k)))).astype(dtype)
         return W, Ht
     like = np.empty((1, 1), dtype=dtype)
-    # A few power iterations are plenty for an NMF starting point.
-    U, S, Vt = _core.randomized_svd(_spec(X), like, k, 10, 3, seed, threads)
+    # scikit-learn's power-iteration rule, so that both start from the same point.
+    power = 7 if k < 0.1 * min(m, n) else 4
+    U, S, Vt = _core.randomized_svd(_spec(X), like, k, 10, power, seed, threads)
     W = np.zeros((m, k), dtype=dtype)
     Ht = np.zeros((n, k), dtype=dtype)
     W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])

@@ -201,7 +201,8 @@ class SparseOperator {
 // Grams are summed in block order (deterministic).
 template <typename T>
 void gram(const T* A, index_t n, index_t k, T* G, int n_threads) {
-  const index_t block = 2048;
+  // Small Grams (a few MFLOP) are not worth a parallel region.
+  const index_t block = n * k * k < (index_t(1) << 22) ? std::max<index_t>(n, 1) : 2048;
   const index_t n_blocks = std::max<index_t>(1, (n + block - 1) / block);
   std::vector<RowMatrix<T>> parts(static_cast<std::size_t>(n_blocks));
   parallel_for(0, n_blocks, n_threads, [&](index_t b) {

@@ -31,7 +31,9 @@ NaN in X is an error (``ValueError``); with ``missing_values=np.nan`` (or
 ``"nan"``) NaN entries are missing. ``fit(X, mask=M)`` takes nonnegative
 weights or a boolean mask (True/1 = observed) of X's shape; entries with zero
 weight may hold NaN. HALS, MU and ANLS all support it; NNDSVD inits do not
-(they need a complete X), so the default init becomes "random".
+(they need a complete X), so the default init becomes "random". The weighted
+solvers work row by row on X, the weights and their transposes (four dense
+m x n arrays) and cost about 2-3 times an unweighted iteration.
 """
 
 from __future__ import annotations

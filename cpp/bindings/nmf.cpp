@@ -10,6 +10,7 @@
 
 #include "common.hpp"
 
+#include "rankfold/nmf/masked.hpp"
 #include "rankfold/nmf/randomized_svd.hpp"
 #include "rankfold/nmf/solver.hpp"
 
@@ -198,6 +199,58 @@ py::tuple rsvd(const py::tuple& spec, index_t k, index_t oversample, int power_i
   return py::make_tuple(U, S, Vt);
 }
 
+template <typename T>
+py::tuple fit_masked(const py::array& X, const py::array& M, const py::array& Xt, const py::array& Mt, py::array W,
+                     py::array Ht, const std::string& solver, int max_iter, double tol, double l1_W, double l2_W,
+                     double l1_H, double l2_H, int inner_sweeps, int n_threads, py::object hook) {
+  require(X.ndim() == 2, "X must be 2-D");
+  const index_t m = X.shape(0), n = X.shape(1);
+  require(W.ndim() == 2, "W must be 2-D");
+  const index_t k = W.shape(1);
+  const T* x = const_ptr<T>(X, "X", m, n);
+  const T* mk = const_ptr<T>(M, "mask", m, n);
+  const T* xt = const_ptr<T>(Xt, "X^T", n, m);
+  const T* mt = const_ptr<T>(Mt, "mask^T", n, m);
+  T* w = mutable_ptr<T>(W, "W", m, k);
+  T* h = mutable_ptr<T>(Ht, "H^T", n, k);
+  nmf::Options opt;
+  opt.solver = solver_from(solver);
+  opt.max_iter = max_iter;
+  opt.tol = tol;
+  opt.pen_W = {l1_W, l2_W};
+  opt.pen_H = {l1_H, l2_H};
+  opt.inner_sweeps = inner_sweeps;
+  opt.n_threads = n_threads;
+  require(max_iter >= 0 && tol >= 0, "max_iter and tol must be >= 0");
+  std::function<bool(int, double)> callback;
+  if (!hook.is_none()) {
+    callback = [&hook](int it, double loss) {
+      py::gil_scoped_acquire acquire;
+      py::object r = hook(it, loss);
+      return r.is_none() || r.cast<bool>();
+    };
+  }
+  nmf::Result res;
+  {
+    py::gil_scoped_release release;
+    res = nmf::fit_masked<T>(x, mk, xt, mt, m, n, w, h, k, opt, callback);
+  }
+  return py::make_tuple(res.n_iter, res.converged, res.losses);
+}
+
+template <typename T>
+void masked_solve_rows(const py::array& X, const py::array& M, py::array W, const py::array& Ht, double l1,
+                       double l2, int n_threads) {
+  require(X.ndim() == 2 && W.ndim() == 2, "X and W must be 2-D");
+  const index_t m = X.shape(0), n = X.shape(1), k = W.shape(1);
+  const T* x = const_ptr<T>(X, "X", m, n);
+  const T* mk = const_ptr<T>(M, "mask", m, n);
+  T* w = mutable_ptr<T>(W, "W", m, k);
+  const T* h = const_ptr<T>(Ht, "H^T", n, k);
+  py::gil_scoped_release release;
+  nmf::masked_solve_rows<T>(x, mk, m, n, w, h, k, nmf::Penalty{l1, l2}, n_threads);
+}
+
 template <typename F32, typename F64>
 auto by_dtype(const py::array& factor, F32&& f32, F64&& f64) {
   if (same_dtype<float>(factor)) return f32();
@@ -228,6 +281,35 @@ void register_nmf(py::module_& m) {
       py::arg("l1_W"), py::arg("l2_W"), py::arg("l1_H"), py::arg("l2_H"), py::arg("inner_sweeps"),
       py::arg("inner_stop"), py::arg("update_W"), py::arg("update_H"), py::arg("n_threads"), py::arg("hook"),
       "Fit W (m x k) and Ht (n x k) in place; returns (n_iter, converged, losses).");
+  m.def(
+      "nmf_fit_masked",
+      [](const py::array& X, const py::array& M, const py::array& Xt, const py::array& Mt, py::array W,
+         py::array Ht, const std::string& solver, int max_iter, double tol, double l1_W, double l2_W, double l1_H,
+         double l2_H, int inner_sweeps, int n_threads, py::object hook) {
+        return by_dtype(
+            W,
+            [&] {
+              return fit_masked<float>(X, M, Xt, Mt, W, Ht, solver, max_iter, tol, l1_W, l2_W, l1_H, l2_H,
+                                       inner_sweeps, n_threads, hook);
+            },
+            [&] {
+              return fit_masked<double>(X, M, Xt, Mt, W, Ht, solver, max_iter, tol, l1_W, l2_W, l1_H, l2_H,
+                                        inner_sweeps, n_threads, hook);
+            });
+      },
+      py::arg("X"), py::arg("M"), py::arg("Xt"), py::arg("Mt"), py::arg("W"), py::arg("Ht"), py::arg("solver"),
+      py::arg("max_iter"), py::arg("tol"), py::arg("l1_W"), py::arg("l2_W"), py::arg("l1_H"), py::arg("l2_H"),
+      py::arg("inner_sweeps"), py::arg("n_threads"), py::arg("hook"),
+      "Weighted (missing-value) fit of W and Ht in place; returns (n_iter, converged, losses).");
+  m.def(
+      "nmf_masked_solve_rows",
+      [](const py::array& X, const py::array& M, py::array W, const py::array& Ht, double l1, double l2,
+         int n_threads) {
+        by_dtype(
+            W, [&] { masked_solve_rows<float>(X, M, W, Ht, l1, l2, n_threads); },
+            [&] { masked_solve_rows<double>(X, M, W, Ht, l1, l2, n_threads); });
+      },
+      py::arg("X"), py::arg("M"), py::arg("W"), py::arg("Ht"), py::arg("l1"), py::arg("l2"), py::arg("n_threads"));
   m.def(
       "nmf_solve_rows",
       [](const py::tuple& spec, py::array W, const py::array& Ht, double l1, double l2, int n_threads) {

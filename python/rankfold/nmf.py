@@ -25,7 +25,15 @@ consecutive iterations. ``loss_history_`` holds the objective after every
 iteration. Dense input may be float32 or float64 (kept as is, C or F order);
 ``scipy.sparse`` CSR/CSC input is used in place, never densified.
 
-Missing values are not supported yet: NaN in X raises ``ValueError``.
+Missing values (weighted NMF, dense X): the loss runs over observed entries
+only, ``0.5 sum_ij M_ij (X_ij - (WH)_ij)^2``. The rule for NaN: by default a
+NaN in X is an error (``ValueError``); with ``missing_values=np.nan`` (or
+``"nan"``) NaN entries are missing. ``fit(X, mask=M)`` takes nonnegative
+weights or a boolean mask (True/1 = observed) of X's shape; entries with zero
+weight may hold NaN. HALS, MU and ANLS all support it; NNDSVD inits do not
+(they need a complete X), so the default init becomes "random". The weighted
+solvers work row by row on X, the weights and their transposes (four dense
+m x n arrays) and cost about 2-3 times an unweighted iteration.
 """
 
 from __future__ import annotations
@@ -104,7 +112,7 @@ def _native(X: Any) -> Any:
     return X.astype(X.dtype.newbyteorder("="))
 
 
-def _check_X(X: Any, name: str = "X", dtype: Any = None) -> Any:
+def _check_X(X: Any, name: str = "X", dtype: Any = None, allow_nan: bool = False) -> Any:
     """Validated X: a C/F-ordered float array or a canonical CSR/CSC matrix.
 
     Messages follow scikit-learn's wording where its estimator checks look for it.
@@ -124,13 +132,19 @@ def _check_X(X: Any, name: str = "X", dtype: Any = None) -> Any:
                 X.indices = X.indices.astype(idx)
                 X.indptr = X.indptr.astype(idx)
             return X
+        if allow_nan:
+            X = check_array(X, name, dtype=dtype, order=None, allow_nan=True)
+            observed = X[~np.isnan(X)]
+            if (observed < 0).any():
+                raise ValueError(f"{name} contains negative values; it must be nonnegative")
+            return X
         return check_array(X, name, dtype=dtype, order=None, nonnegative=True)
     except ValueError as exc:
         msg = str(exc)
         if "NaN" in msg:
             raise ValueError(
-                f"{name} contains NaN. rankfold.NMF does not treat NaN as a missing value yet; "
-                f"impute or drop those entries first"
+                f"{name} contains NaN. NMF treats NaN as a missing value only with "
+                f"missing_values=np.nan (or a mask= whose weight is 0 there); otherwise impute or drop them"
             ) from None
         if "negative" in msg:
             raise ValueError(f"Negative values in data passed to NMF ({name}): {msg}") from None
@@ -200,8 +214,9 @@ def _initialize(X: Any, k: int, init: str, seed: int, threads: int, mean: float)
         W = (avg * np.abs(rng.standard_normal((m, k)))).astype(dtype)
         return W, Ht
     like = np.empty((1, 1), dtype=dtype)
-    # A few power iterations are plenty for an NMF starting point.
-    U, S, Vt = _core.randomized_svd(_spec(X), like, k, 10, 3, seed, threads)
+    # scikit-learn's power-iteration rule, so that both start from the same point.
+    power = 7 if k < 0.1 * min(m, n) else 4
+    U, S, Vt = _core.randomized_svd(_spec(X), like, k, 10, power, seed, threads)
     W = np.zeros((m, k), dtype=dtype)
     Ht = np.zeros((n, k), dtype=dtype)
     W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
@@ -262,6 +277,9 @@ class NMF(_NamesMixin, _Transformer, _Base):
     callback : callable or None
         ``callback(iteration, loss)`` after every iteration; returning
         ``False`` stops the fit.
+    missing_values : None, np.nan or "nan"
+        None: NaN in X is an error. np.nan: NaN entries are missing values and
+        the loss runs over the observed entries only (dense X).
     inner_sweeps : "auto" or int
         HALS coordinate sweeps per half-iteration. "auto" picks the count
         from the cost of a pass over X relative to a sweep and stops each row
@@ -291,6 +309,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         n_threads: Optional[int] = None,
         callback: Optional[Callable[[int, float], Any]] = None,
         inner_sweeps: Any = "auto",
+        missing_values: Any = None,
     ) -> None:
         self.n_components = n_components
         self.init = init
@@ -306,6 +325,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         self.n_threads = n_threads
         self.callback = callback
         self.inner_sweeps = inner_sweeps
+        self.missing_values = missing_values
 
     # -- scikit-learn tags
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
@@ -313,7 +333,18 @@ class NMF(_NamesMixin, _Transformer, _Base):
         tags.input_tags.positive_only = True
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.allow_nan = self._nan_is_missing()
         return tags
+
+    def _nan_is_missing(self) -> bool:
+        mv = self.missing_values
+        if mv is None:
+            return False
+        if isinstance(mv, str) and mv == "nan":
+            return True
+        if isinstance(mv, float) and np.isnan(mv):
+            return True
+        raise ValueError(f"missing_values must be None, np.nan or 'nan'; got {mv!r}")
 
     def _more_tags(self) -> dict:  # scikit-learn < 1.6
         return {"requires_positive_X": True, "preserves_dtype": [np.float64, np.float32]}
@@ -344,20 +375,23 @@ class NMF(_NamesMixin, _Transformer, _Base):
         check_int(self.verbose, "verbose", low=0)
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable or None, got {type(self.callback).__name__}")
+        self._nan_is_missing()
         if not (isinstance(self.inner_sweeps, str) and self.inner_sweeps == "auto"):
             check_int(self.inner_sweeps, "inner_sweeps", low=1, high=10000)
 
     # -- fitting
-    def fit(self, X: Any, y: Any = None, W: Any = None, H: Any = None) -> "NMF":
-        """Learn W and H from X; returns self."""
-        self.fit_transform(X, y, W=W, H=H)
+    def fit(self, X: Any, y: Any = None, W: Any = None, H: Any = None, mask: Any = None) -> "NMF":
+        """Learn W and H from X; returns self. ``mask``: weights of the entries (see module doc)."""
+        self.fit_transform(X, y, W=W, H=H, mask=mask)
         return self
 
-    def fit_transform(self, X: Any, y: Any = None, W: Any = None, H: Any = None) -> np.ndarray:
+    def fit_transform(self, X: Any, y: Any = None, W: Any = None, H: Any = None, mask: Any = None) -> np.ndarray:
         """Learn W and H from X and return W (n_samples, n_components)."""
         self._check_params()
-        X = _check_X(X)
+        nan_missing = self._nan_is_missing()
+        X = _check_X(X, allow_nan=nan_missing or mask is not None)
         m, n = X.shape
+        weights = self._weights(X, mask, nan_missing)
         threads = check_n_threads(self.n_threads)
         seed = check_random_state(self.random_state)
         init = self.init
@@ -370,58 +404,129 @@ class NMF(_NamesMixin, _Transformer, _Base):
         else:
             k = check_int(self.n_components, "n_components", low=1)
         if init is None:
-            init = "nndsvda" if k <= min(m, n) else "random"
+            init = "nndsvda" if k <= min(m, n) and weights is None else "random"
+        if weights is not None and init in ("nndsvd", "nndsvda", "nndsvdar"):
+            raise ValueError(f"init={init!r} needs a complete X; with missing values use init='random' or 'custom'")
         if init in ("nndsvd", "nndsvda", "nndsvdar") and k > min(m, n):
             raise ValueError(
                 f"init={init!r} needs n_components <= min(n_samples, n_features) = {min(m, n)}, got {k}; "
                 f"use init='random'"
             )
+        if weights is not None:
+            return self._fit_masked(X, weights, init, k, W, H, threads, seed)
         spec = _spec(X)
         total, sqnorm = _core.nmf_sums(spec, np.empty((1, 1), X.dtype), threads)
         if sqnorm == 0.0:
             raise ValueError("X is all zeros; there is nothing to factorize")
         mean = total / (m * n)
         if init == "custom":
-            W0 = check_array(W, "W", dtype=X.dtype, nonnegative=True, copy=True)
-            H0 = check_array(H, "H", dtype=X.dtype, nonnegative=True)
-            if W0.shape != (m, k):
-                raise ValueError(f"W must have shape (n_samples, n_components) = {(m, k)}, got {W0.shape}")
-            if H0.shape != (k, n):
-                raise ValueError(f"H must have shape (n_components, n_features) = {(k, n)}, got {H0.shape}")
-            Wf, Ht = W0, np.ascontiguousarray(H0.T)
+            Wf, Ht = self._custom_start(X, W, H, k)
         else:
             Wf, Ht = _initialize(X, k, init, seed, threads, mean)
         l1W, l2W, l1H, l2H = self._penalties(m, n)
         sweeps = 0 if self.inner_sweeps == "auto" else int(self.inner_sweeps)
-
-        hook = None
-        if self.verbose or self.callback is not None:
-            verbose, callback = self.verbose, self.callback
-
-            def hook(it: int, loss: float) -> bool:
-                if verbose:
-                    print(f"NMF[{self.solver}] iteration {it:4d}  objective {loss:.6g}")
-                if callback is not None:
-                    answer = callback(it, loss)
-                    if answer is not None and not answer:
-                        return False
-                return True
-
         n_iter, converged, losses = _core.nmf_fit(
             spec, Wf, Ht, self.solver, int(self.max_iter), float(self.tol), l1W, l2W, l1H, l2H,
-            sweeps, 0.1, True, True, threads, hook)
-        stopped_by_callback = hook is not None and n_iter < self.max_iter and not converged
-        if self.tol > 0 and not converged and not stopped_by_callback and self.max_iter > 0:
+            sweeps, 0.1, True, True, threads, self._hook())
+        self._finish(n_iter, converged, losses, Wf, Ht, n)
+        self.reconstruction_err_ = float(np.sqrt(max(_core.nmf_residual(spec, Wf, Ht, threads), 0.0)))
+        return Wf
+
+    def _weights(self, X: Any, mask: Any, nan_missing: bool) -> Optional[np.ndarray]:
+        """Entry weights (C-ordered, X's dtype) or None for a complete, unweighted X."""
+        if mask is None and not nan_missing:
+            return None
+        if sp.issparse(X):
+            if mask is not None:
+                raise ValueError("mask= needs a dense X in this version; pass X as a dense array")
+            return None  # sparse X has no NaN (validated): nothing is missing
+        nan = np.isnan(X)
+        if mask is None:
+            if not nan.any():
+                return None
+            weights = np.ascontiguousarray(~nan, dtype=X.dtype)
+        else:
+            if sp.issparse(mask):
+                mask = mask.toarray()
+            Mw = np.asarray(mask)
+            if Mw.dtype == bool:
+                Mw = Mw.astype(X.dtype)
+            Mw = check_array(Mw, "mask", dtype=X.dtype, nonnegative=True)
+            if Mw.shape != X.shape:
+                raise ValueError(f"mask must have the shape of X {X.shape}, got {Mw.shape}")
+            if nan.any():
+                if not nan_missing and (Mw[nan] != 0).any():
+                    raise ValueError(
+                        "X contains NaN where mask gives a nonzero weight; set missing_values=np.nan "
+                        "or give those entries weight 0")
+                Mw = np.where(nan, 0, Mw).astype(X.dtype)
+            weights = np.ascontiguousarray(Mw)
+        if not (weights > 0).any():
+            raise ValueError("every entry of X is missing (all weights are 0)")
+        return weights
+
+    def _fit_masked(self, X: np.ndarray, weights: np.ndarray, init: str, k: int, W: Any, H: Any,
+                    threads: int, seed: int) -> np.ndarray:
+        m, n = X.shape
+        X0 = np.ascontiguousarray(np.where(weights > 0, np.nan_to_num(X, nan=0.0), 0), dtype=X.dtype)
+        wsum = float(weights.sum())
+        mean = float((weights * X0).sum()) / wsum
+        if mean == 0.0:
+            raise ValueError("every observed entry of X is zero; there is nothing to factorize")
+        if init == "custom":
+            Wf, Ht = self._custom_start(X0, W, H, k)
+        else:
+            rng = np.random.default_rng(seed)
+            avg = np.sqrt(mean / k)
+            Ht = (avg * np.abs(rng.standard_normal((n, k)))).astype(X.dtype)
+            Wf = (avg * np.abs(rng.standard_normal((m, k)))).astype(X.dtype)
+        l1W, l2W, l1H, l2H = self._penalties(m, n)
+        sweeps = 0 if self.inner_sweeps == "auto" else int(self.inner_sweeps)
+        n_iter, converged, losses = _core.nmf_fit_masked(
+            X0, weights, np.ascontiguousarray(X0.T), np.ascontiguousarray(weights.T), Wf, Ht, self.solver,
+            int(self.max_iter), float(self.tol), l1W, l2W, l1H, l2H, sweeps, threads, self._hook())
+        self._finish(n_iter, converged, losses, Wf, Ht, n)
+        R = X0.astype(np.float64) - Wf.astype(np.float64) @ Ht.T.astype(np.float64)
+        self.reconstruction_err_ = float(np.sqrt(np.sum(weights * R * R)))
+        return Wf
+
+    def _custom_start(self, X: Any, W: Any, H: Any, k: int) -> Tuple[np.ndarray, np.ndarray]:
+        m, n = X.shape
+        W0 = check_array(W, "W", dtype=X.dtype, nonnegative=True, copy=True)
+        H0 = check_array(H, "H", dtype=X.dtype, nonnegative=True)
+        if W0.shape != (m, k):
+            raise ValueError(f"W must have shape (n_samples, n_components) = {(m, k)}, got {W0.shape}")
+        if H0.shape != (k, n):
+            raise ValueError(f"H must have shape (n_components, n_features) = {(k, n)}, got {H0.shape}")
+        return W0, np.ascontiguousarray(H0.T)
+
+    def _hook(self) -> Optional[Callable[[int, float], bool]]:
+        if not (self.verbose or self.callback is not None):
+            return None
+        verbose, callback, solver = self.verbose, self.callback, self.solver
+
+        def hook(it: int, loss: float) -> bool:
+            if verbose:
+                print(f"NMF[{solver}] iteration {it:4d}  objective {loss:.6g}")
+            if callback is not None:
+                answer = callback(it, loss)
+                if answer is not None and not answer:
+                    return False
+            return True
+
+        return hook
+
+    def _finish(self, n_iter: int, converged: bool, losses: list, Wf: np.ndarray, Ht: np.ndarray, n: int) -> None:
+        stopped_early = n_iter < self.max_iter and not converged  # by the callback
+        if self.tol > 0 and not converged and not stopped_early and self.max_iter > 0:
             warnings.warn(
                 f"NMF stopped at max_iter={self.max_iter} before the objective settled to tol={self.tol}; "
-                f"increase max_iter or tol", ConvergenceWarning, stacklevel=2)
+                f"increase max_iter or tol", ConvergenceWarning, stacklevel=3)
         self.components_ = np.ascontiguousarray(Ht.T)
-        self.n_components_ = k
+        self.n_components_ = Ht.shape[1]
         self.n_iter_ = int(n_iter)
         self.loss_history_ = np.asarray(losses, dtype=np.float64)
-        self.reconstruction_err_ = float(np.sqrt(max(_core.nmf_residual(spec, Wf, Ht, threads), 0.0)))
         self.n_features_in_ = n
-        return Wf
 
     # -- using a fitted model
     def _check_fitted(self) -> None:
@@ -430,9 +535,13 @@ class NMF(_NamesMixin, _Transformer, _Base):
                 f"This {type(self).__name__} instance is not fitted yet; call fit before using it")
 
     def transform(self, X: Any) -> np.ndarray:
-        """W for new data with H fixed: each row solved exactly (nonnegative least squares)."""
+        """W for new data with H fixed: each row solved exactly (nonnegative least squares).
+
+        With ``missing_values=np.nan``, NaN entries of X are left out of each row's problem.
+        """
         self._check_fitted()
-        X = _check_X(X, dtype=self.components_.dtype)
+        nan_missing = self._nan_is_missing()
+        X = _check_X(X, dtype=self.components_.dtype, allow_nan=nan_missing)
         m, n = X.shape
         if n != self.n_features_in_:
             raise ValueError(
@@ -442,6 +551,12 @@ class NMF(_NamesMixin, _Transformer, _Base):
         l1W, l2W, _, _ = self._penalties(m, n)
         Ht = np.ascontiguousarray(self.components_.T)
         W = np.zeros((m, self.components_.shape[0]), dtype=X.dtype)
+        if nan_missing and not sp.issparse(X) and np.isnan(X).any():
+            observed = ~np.isnan(X)
+            X0 = np.ascontiguousarray(np.where(observed, X, 0), dtype=X.dtype)
+            _core.nmf_masked_solve_rows(X0, np.ascontiguousarray(observed, dtype=X.dtype), W, Ht, l1W, l2W,
+                                        threads)
+            return W
         _core.nmf_solve_rows(_spec(X), W, Ht, l1W, l2W, threads)
         return W
 

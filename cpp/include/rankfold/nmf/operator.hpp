@@ -32,6 +32,65 @@ double blocked_sum(index_t n, index_t block, int n_threads, F&& partial) {
   return s;
 }
 
+// Products with very few right-hand columns (l <= kSmallRank, e.g. hyperspectral
+// unmixing with 3-6 endmembers) are memory-bound streams over X; a blocked GEMM
+// packs and pads them into wasted work. These two kernels read each entry of
+// A once and vectorise along A's rows.
+constexpr index_t kSmallRank = 8;
+
+// out (rows x l, row-major) = A (rows x cols, row-major, stride lda) * B (cols x l, row-major).
+template <typename T>
+void small_times(const T* A, index_t rows, index_t cols, index_t lda, const T* B, index_t l, T* out,
+                 int n_threads) {
+  std::vector<T> Bt(static_cast<std::size_t>(l * cols));  // B transposed: l rows of length cols
+  for (index_t c = 0; c < cols; ++c)
+    for (index_t j = 0; j < l; ++j) Bt[j * cols + c] = B[c * l + j];
+  parallel_for(
+      0, rows, n_threads,
+      [&](index_t i) {
+        const T* a = A + i * lda;
+        for (index_t j = 0; j < l; ++j) {
+          const T* b = Bt.data() + j * cols;
+          T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+          for (index_t c = 0; c < cols; ++c) acc += a[c] * b[c];
+          out[i * l + j] = acc;
+        }
+      },
+      64);
+}
+
+// out (cols x l, row-major) = A^T * B with A (rows x cols, row-major, stride lda), B (rows x l).
+// Each worker sums a static range of rows into its own l x cols buffer; the
+// buffers are added in worker order.
+template <typename T>
+void small_transpose_times(const T* A, index_t rows, index_t cols, index_t lda, const T* B, index_t l, T* out,
+                           int n_threads) {
+  const int workers = static_cast<int>(std::max<index_t>(1, std::min<index_t>(resolve_threads(n_threads), rows / 64 + 1)));
+  std::vector<T> parts(static_cast<std::size_t>(workers) * l * cols, T(0));
+  parallel_region(workers, [&](int t, int nt) {
+    index_t lo, hi;
+    split_range(rows, t, nt, lo, hi);
+    T* acc = parts.data() + static_cast<std::size_t>(t) * l * cols;
+    for (index_t i = lo; i < hi; ++i) {
+      const T* a = A + i * lda;
+      for (index_t j = 0; j < l; ++j) {
+        const T w = B[i * l + j];
+        if (w == T(0)) continue;
+        T* o = acc + j * cols;
+#pragma omp simd
+        for (index_t c = 0; c < cols; ++c) o[c] += w * a[c];
+      }
+    }
+  });
+  for (index_t c = 0; c < cols; ++c)
+    for (index_t j = 0; j < l; ++j) {
+      T s = T(0);
+      for (int t = 0; t < workers; ++t) s += parts[(static_cast<std::size_t>(t) * l + j) * cols + c];
+      out[c * l + j] = s;
+    }
+}
+
 // Dense X, m x n, C order (row_major) or F order. All B/out buffers are
 // C-ordered (row-major) with l columns.
 template <typename T>
@@ -47,6 +106,13 @@ class DenseOperator {
 
   // out (rows x l) = X * B, B (cols x l).
   void times(const T* B, index_t l, T* out, int n_threads) const {
+    if (l <= kSmallRank) {
+      if (row_major_)
+        small_times(data_, rows_, cols_, cols_, B, l, out, n_threads);
+      else
+        small_transpose_times(data_, cols_, rows_, rows_, B, l, out, n_threads);
+      return;
+    }
     auto b = row_view(B, cols_, l);
     const int nt = static_cast<int>(std::max<index_t>(1, std::min<index_t>(resolve_threads(n_threads), rows_ / 16 + 1)));
     parallel_region(nt, [&](int t, int workers) {
@@ -66,6 +132,13 @@ class DenseOperator {
 
   // out (cols x l) = X^T * B, B (rows x l).
   void transpose_times(const T* B, index_t l, T* out, int n_threads) const {
+    if (l <= kSmallRank) {
+      if (row_major_)
+        small_transpose_times(data_, rows_, cols_, cols_, B, l, out, n_threads);
+      else
+        small_times(data_, cols_, rows_, rows_, B, l, out, n_threads);
+      return;
+    }
     auto b = row_view(B, rows_, l);
     const int nt = static_cast<int>(std::max<index_t>(1, std::min<index_t>(resolve_threads(n_threads), cols_ / 16 + 1)));
     parallel_region(nt, [&](int t, int workers) {
@@ -201,7 +274,8 @@ class SparseOperator {
 // Grams are summed in block order (deterministic).
 template <typename T>
 void gram(const T* A, index_t n, index_t k, T* G, int n_threads) {
-  const index_t block = 2048;
+  // Small Grams (a few MFLOP) are not worth a parallel region.
+  const index_t block = n * k * k < (index_t(1) << 22) ? std::max<index_t>(n, 1) : 2048;
   const index_t n_blocks = std::max<index_t>(1, (n + block - 1) / block);
   std::vector<RowMatrix<T>> parts(static_cast<std::size_t>(n_blocks));
   parallel_for(0, n_blocks, n_threads, [&](index_t b) {

@@ -90,16 +90,18 @@ Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
 
   Result res;
   double prev = std::numeric_limits<double>::infinity();
+  gram(Ht, n, k, GH.data(), nt);  // kept current: recomputed after every H update
   for (int it = 1; it <= opt.max_iter; ++it) {
     if (opt.update_W) {
       X.times(Ht, k, A.data(), nt);
-      gram(Ht, n, k, GH.data(), nt);
       half_step(W, A.data(), GH.data(), m, opt.pen_W, sweeps_W);
     }
     X.transpose_times(W, k, B.data(), nt);
     gram(W, m, k, GW.data(), nt);
-    if (opt.update_H) half_step(Ht, B.data(), GW.data(), n, opt.pen_H, sweeps_H);
-    gram(Ht, n, k, GH.data(), nt);
+    if (opt.update_H) {
+      half_step(Ht, B.data(), GW.data(), n, opt.pen_H, sweeps_H);
+      gram(Ht, n, k, GH.data(), nt);
+    }
     double cross = 0.0;
     for (index_t i = 0; i < n * k; ++i) cross += static_cast<double>(B[i]) * Ht[i];
     double quad = 0.0;

@@ -13,7 +13,13 @@ def _stub_names() -> dict:
     names: dict = {}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            members = {n.name for n in node.body if isinstance(n, ast.FunctionDef)} if isinstance(node, ast.ClassDef) else set()
+            members = set()
+            if isinstance(node, ast.ClassDef):
+                for n in node.body:
+                    if isinstance(n, ast.FunctionDef):
+                        members.add(n.name)
+                    elif isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name):
+                        members.add(n.target.id)
             names.setdefault(node.name, set()).update(members)
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names[node.target.id] = set()

@@ -116,3 +116,23 @@ def test_bad_input(client, rng):
         sharded.search(np.ones((1, 3)))
     with pytest.raises(ValueError, match="k must be >= 1"):
         sharded.search(np.ones((1, 4)), k=0)
+
+
+def test_sharded_hnsw_recall_matches_one_index(client, rng):
+    from rankfold import HNSWIndex
+
+    centers = rng.standard_normal((20, 24)).astype(np.float32) * 3
+    X = (centers[rng.integers(0, 20, 6000)] + rng.standard_normal((6000, 24))).astype(np.float32)
+    Q = (centers[rng.integers(0, 20, 200)] + rng.standard_normal((200, 24))).astype(np.float32)
+    gt, _ = ExactIndex(24).add(X).search(Q, k=10)
+    sharded = ShardedIndex(24, index="hnsw", client=client, M=8, ef_construction=60, random_state=0)
+    sharded.add(da.from_array(X, chunks=(2000, 24)))
+    single = HNSWIndex(24, M=8, ef_construction=60, random_state=0).add(X)
+
+    def recall(ids):
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, gt)])
+
+    r_sharded = recall(sharded.search(Q, k=10, ef=20)[0])
+    r_single = recall(single.search(Q, k=10, ef=20)[0])
+    assert r_sharded >= r_single - 0.02
+    assert recall(sharded.search(Q, k=10, ef=200)[0]) >= 0.99

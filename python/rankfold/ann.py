@@ -62,6 +62,24 @@ class _IndexBase:
     def _threads(self, n_threads: Any) -> int:
         return check_n_threads(self.n_threads if n_threads is None else n_threads)
 
+    def contains(self, ids: Any) -> np.ndarray:
+        """Boolean array: which of ``ids`` are live in the index."""
+        return self._impl.contains(check_ids(ids, "ids", unique=False))
+
+    def get_vectors(self, ids: Any) -> np.ndarray:
+        """The stored vectors of ``ids`` (normalised ones for cosine); unknown ids raise ValueError."""
+        return self._impl.get_vectors(check_ids(ids, "ids", unique=False))
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The live ids (ExactIndex: insertion order; HNSWIndex: slot order)."""
+        return self._impl.ids()
+
+    def save(self, path: Any) -> None:
+        """Write the index to ``path`` (versioned little-endian format with a
+        checksum, shared by rankfold's indexes)."""
+        self._impl.save(check_path(path))
+
 
 class ExactIndex(_IndexBase):
     """Exact (brute-force) nearest-neighbour index over float32 vectors.
@@ -107,23 +125,6 @@ class ExactIndex(_IndexBase):
         k = self._k(k)
         Q = self._vectors(Q, "Q")
         return self._impl.search(Q, k, self._threads(n_threads))
-
-    def contains(self, ids: Any) -> np.ndarray:
-        """Boolean array: which of ``ids`` are stored."""
-        return self._impl.contains(check_ids(ids, "ids", unique=False))
-
-    def get_vectors(self, ids: Any) -> np.ndarray:
-        """The stored vectors of ``ids`` (normalised ones for cosine)."""
-        return self._impl.get_vectors(check_ids(ids, "ids", unique=False))
-
-    @property
-    def ids(self) -> np.ndarray:
-        """The stored ids, in insertion order."""
-        return self._impl.ids()
-
-    def save(self, path: Any) -> None:
-        """Write the index to ``path`` (versioned, checksummed format)."""
-        self._impl.save(check_path(path))
 
     @classmethod
     def load(cls, path: Any, n_threads: Optional[int] = None) -> "ExactIndex":
@@ -316,28 +317,10 @@ class HNSWIndex(_IndexBase):
         self._impl.remove(check_ids(ids, "ids"))
         return self
 
-    def contains(self, ids: Any) -> np.ndarray:
-        """Boolean array: which of ``ids`` are live in the index."""
-        return self._impl.contains(check_ids(ids, "ids", unique=False))
-
-    def get_vectors(self, ids: Any) -> np.ndarray:
-        """The stored vectors of ``ids`` (normalised ones for cosine)."""
-        return self._impl.get_vectors(check_ids(ids, "ids", unique=False))
-
-    @property
-    def ids(self) -> np.ndarray:
-        """The live ids, in slot order."""
-        return self._impl.ids()
-
     def stats(self) -> dict:
         """Graph facts: size, removed, max_level, nodes_per_level, mean_degree0
         (mean level-0 degree), memory_bytes and bytes_per_vector."""
         return dict(self._impl.stats())
-
-    def save(self, path: Any) -> None:
-        """Write the index to ``path`` (versioned little-endian format with a
-        checksum, shared by rankfold's indexes)."""
-        self._impl.save(check_path(path))
 
     @classmethod
     def load(cls, path: Any, mmap: bool = False, n_threads: Optional[int] = None) -> "HNSWIndex":

@@ -586,3 +586,28 @@ def test_als_overflowing_confidence():
         assert "diverged" in str(exc)
     else:
         assert np.isfinite(m.user_factors_).all() and np.isfinite(m.item_factors_).all()
+
+
+# ---------------------------------------------------------------- rankfold.text
+def test_text_bad_input():
+    import scipy.sparse as sp
+
+    from rankfold import text
+
+    with pytest.raises(ValueError, match="documents"):
+        text.tfidf([])
+    with pytest.raises(ValueError, match="documents"):
+        text.tfidf(["ok", 3])
+    X = sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0]]))
+    with pytest.raises(ValueError, match="shift"):
+        text.ppmi_cooccurrence(X, shift=0)
+    with pytest.raises(ValueError, match="negative"):
+        text.ppmi_cooccurrence(-X)
+    with pytest.raises(ValueError, match="out of range"):
+        text.npmi_coherence([[0, 7]], X)
+    with pytest.raises(ValueError, match="at least 2 words"):
+        text.npmi_coherence([[1]], X)
+    with pytest.raises(ValueError, match="columns"):
+        text.npmi_coherence(np.ones((2, 5)), X)
+    with pytest.raises(ValueError, match="n must be"):
+        text.top_words(np.ones((1, 3)), ["a", "b", "c"], n=0)

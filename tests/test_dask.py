@@ -136,3 +136,40 @@ def test_sharded_hnsw_recall_matches_one_index(client, rng):
     r_single = recall(single.search(Q, k=10, ef=20)[0])
     assert r_sharded >= r_single - 0.02
     assert recall(sharded.search(Q, k=10, ef=200)[0]) >= 0.99
+
+
+@pytest.mark.parametrize("feedback,solver,biases", [("implicit", "cg", False), ("implicit", "cholesky", False),
+                                                    ("explicit", "cg", True)])
+def test_dask_als_equals_single_machine(client, feedback, solver, biases):
+    import scipy.sparse as sp
+
+    import rankfold
+    from rankfold.dask import ALS as DaskALS
+
+    R = sp.random(300, 200, density=0.05, format="csr", random_state=4, dtype=np.float64)
+    R.data = np.ceil(R.data * 5)
+    params = dict(factors=8, feedback=feedback, solver=solver, biases=biases, iterations=4, alpha=2.0,
+                  random_state=3, dtype=np.float64)
+    single = rankfold.ALS(n_threads=1, **params).fit(R)
+    dist = DaskALS(client=client, n_blocks=3, n_threads=1, **params).fit(R)
+    np.testing.assert_allclose(dist.user_factors_, single.user_factors_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dist.item_factors_, single.item_factors_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dist.loss_history_, single.loss_history_, rtol=1e-9)
+    if biases:
+        np.testing.assert_allclose(dist.user_biases_, single.user_biases_, rtol=1e-9, atol=1e-12)
+    ids_a, _ = dist.recommend(np.arange(5), n=5)
+    ids_b, _ = single.recommend(np.arange(5), n=5)
+    np.testing.assert_array_equal(ids_a, ids_b)
+
+
+def test_dask_als_bad_input(client):
+    import scipy.sparse as sp
+
+    from rankfold.dask import ALS as DaskALS
+
+    with pytest.raises(TypeError, match="scipy.sparse"):
+        DaskALS(client=client).fit(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="n_blocks"):
+        DaskALS(client=client, n_blocks=0).fit(sp.random(10, 10, density=0.3, format="csr"))
+    with pytest.raises(TypeError, match="client"):
+        DaskALS(client="tcp://x").fit(sp.random(10, 10, density=0.3, format="csr"))

@@ -270,24 +270,41 @@ class ALS:
                 XtX = _core.als_gram(Xf, nt)
                 _core.als_implicit_half_sweep(*RT, n_users, Xf, Yf, alpha=p["alpha"], YtY=XtX, **common)
                 YtY = _core.als_gram(Yf, nt)
-                loss = _core.als_implicit_loss(*R, n_items, Xf, Yf, p["alpha"], p["reg"], nt, XtX, YtY) / X.nnz
             else:
+                XtX = None
                 _core.als_explicit_half_sweep(*R, n_items, Yf, ib, Xf, ub, mu, **common)
                 _core.als_explicit_half_sweep(*RT, n_users, Xf, ub, Yf, ib, mu, **common)
-                sse, pen_users = _core.als_explicit_loss(*R, n_items, Xf, Yf, ub, ib, mu, p["reg"], nt)
-                sq = np.einsum("ij,ij->i", Yf, Yf, dtype=np.float64)
-                if ib is not None:
-                    sq += ib.astype(np.float64) ** 2
-                loss = (sse + pen_users + p["reg"] * float(n_per_item @ sq)) / X.nnz
-            self.loss_history_.append(float(loss))
-            self.n_iter_ = it + 1
-            if not (np.isfinite(loss) and np.isfinite(Xf).all() and np.isfinite(Yf).all()):
-                raise FloatingPointError(
-                    f"ALS diverged at iteration {it + 1} (loss {loss}); increase regularization or use float64")
-            if self.verbose:
-                print(f"ALS iteration {it + 1}/{p['iterations']}: loss {loss:.6g}")
-            if self.callback is not None and self.callback(it, float(loss)) is False:
+            loss = self._loss(R, X.shape, X.nnz, Xf, Yf, ub, ib, mu, p, XtX, YtY, n_per_item)
+            if self._record(it, loss, Xf, Yf, p):
                 break
+        return self._finish(X, Xf, Yf, mu, ub, ib, p)
+
+    def _loss(self, R: tuple, shape: Tuple[int, int], nnz: int, Xf: np.ndarray, Yf: np.ndarray,
+              ub: Optional[np.ndarray], ib: Optional[np.ndarray], mu: float, p: dict,
+              XtX: Optional[np.ndarray], YtY: Optional[np.ndarray], n_per_item: np.ndarray) -> float:
+        """The objective per observed entry after an iteration."""
+        nt = p["n_threads"]
+        if p["feedback"] == "implicit":
+            return _core.als_implicit_loss(*R, shape[1], Xf, Yf, p["alpha"], p["reg"], nt, XtX, YtY) / nnz
+        sse, pen_users = _core.als_explicit_loss(*R, shape[1], Xf, Yf, ub, ib, mu, p["reg"], nt)
+        sq = np.einsum("ij,ij->i", Yf, Yf, dtype=np.float64)
+        if ib is not None:
+            sq += ib.astype(np.float64) ** 2
+        return (sse + pen_users + p["reg"] * float(n_per_item @ sq)) / nnz
+
+    def _record(self, it: int, loss: float, Xf: np.ndarray, Yf: np.ndarray, p: dict) -> bool:
+        """Book-keeping after iteration ``it``; True asks to stop (callback)."""
+        self.loss_history_.append(float(loss))
+        self.n_iter_ = it + 1
+        if not (np.isfinite(loss) and np.isfinite(Xf).all() and np.isfinite(Yf).all()):
+            raise FloatingPointError(
+                f"ALS diverged at iteration {it + 1} (loss {loss}); increase regularization or use float64")
+        if self.verbose:
+            print(f"ALS iteration {it + 1}/{p['iterations']}: loss {loss:.6g}")
+        return self.callback is not None and self.callback(it, float(loss)) is False
+
+    def _finish(self, X: sp.csr_matrix, Xf: np.ndarray, Yf: np.ndarray, mu: float, ub: Optional[np.ndarray],
+                ib: Optional[np.ndarray], p: dict) -> "ALS":
         self.user_factors_ = Xf
         self.item_factors_ = Yf
         self.global_mean_ = mu

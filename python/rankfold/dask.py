@@ -18,7 +18,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+import time
+
+import scipy.sparse as sp
+
+from . import _core
 from . import ann as _ann
+from . import completion as _completion
 from ._validation import check_array, check_choice, check_ids, check_int, check_n_threads, check_path
 
 try:  # the dask extra
@@ -27,7 +33,7 @@ try:  # the dask extra
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError('rankfold.dask needs Dask: pip install "rankfold[dask]"') from exc
 
-__all__ = ["ShardedIndex"]
+__all__ = ["ShardedIndex", "ALS"]
 
 _KINDS = ("exact", "hnsw")
 
@@ -249,3 +255,120 @@ class ShardedIndex:
                 raise err
         self._shards, self._sizes, self._next_id = shards, sizes, next_id
         return self
+
+
+# ---------------------------------------------------------------------------- ALS
+def _block_sweep(parts: tuple, n_cols: int, other: np.ndarray, other_bias: Optional[np.ndarray],
+                 own: np.ndarray, own_bias: Optional[np.ndarray], mu: float, gram: Optional[np.ndarray],
+                 implicit: bool, alpha: float, common: Dict[str, Any], n_threads: Optional[int]):
+    """One half sweep over a block of rows: the same C++ row solver as
+    rankfold.ALS, on copies (inputs held by Dask must not change in place)."""
+    own = own.copy()
+    own_bias = None if own_bias is None else own_bias.copy()
+    kw = dict(common, n_threads=_worker_threads(n_threads))
+    if implicit:
+        _core.als_implicit_half_sweep(*parts, n_cols, other, own, alpha=alpha, YtY=gram, **kw)
+    else:
+        _core.als_explicit_half_sweep(*parts, n_cols, other, other_bias, own, own_bias, mu, **kw)
+    return own, own_bias
+
+
+def _row_blocks(n: int, n_blocks: int) -> np.ndarray:
+    return np.linspace(0, n, n_blocks + 1).round().astype(np.int64)
+
+
+class ALS(_completion.ALS):
+    """rankfold.ALS with its half sweeps run on the workers of a Dask cluster.
+
+    The ratings matrix is cut once into ``n_blocks`` blocks of users and,
+    transposed, ``n_blocks`` blocks of items (as Spark MLlib's in/out blocks);
+    the blocks stay on the workers. Each iteration solves the user blocks
+    against the broadcast item factors (and the reduced ``Y^T Y``), then the
+    item blocks against the broadcast user factors: per iteration only the
+    factors, O((users + items) k), cross the network. The row solves are those
+    of ``rankfold.ALS``, so with the same parameters and seed the factors equal
+    the single-machine ones. The client keeps the factors (and computes the
+    loss) after every iteration; all prediction methods are rankfold.ALS's.
+
+    Parameters are those of :class:`rankfold.ALS`, plus ``client`` (None: the
+    current client) and ``n_blocks`` (None: two per worker). ``n_threads``
+    None means each worker's own thread count.
+    """
+
+    _PARAM_NAMES = _completion.ALS._PARAM_NAMES + ("client", "n_blocks")
+
+    def __init__(self, factors: int = 64, regularization: Optional[float] = None, alpha: float = 1.0,
+                 iterations: int = 15, feedback: str = "implicit", solver: str = "cg", cg_steps: int = 3,
+                 biases: bool = False, nonnegative: bool = False, random_state: Any = None,
+                 n_threads: Optional[int] = None, dtype: Any = np.float32, verbose: bool = False,
+                 callback: Any = None, client: Optional[Client] = None, n_blocks: Optional[int] = None) -> None:
+        super().__init__(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations,
+                         feedback=feedback, solver=solver, cg_steps=cg_steps, biases=biases,
+                         nonnegative=nonnegative, random_state=random_state, n_threads=n_threads, dtype=dtype,
+                         verbose=verbose, callback=callback)
+        self.client = client
+        self.n_blocks = n_blocks
+
+    def _fit_csr(self, X: sp.csr_matrix, p: dict) -> "_completion.ALS":
+        if self.client is not None and not isinstance(self.client, Client):
+            raise TypeError(f"client must be a distributed.Client, got {type(self.client).__name__}")
+        try:
+            client = self.client or get_client()
+        except ValueError:
+            raise ValueError("no Dask client: pass client= or create a distributed.Client first") from None
+        n_workers = max(1, len(client.scheduler_info()["workers"]))
+        n_blocks = 2 * n_workers if self.n_blocks is None else check_int(self.n_blocks, "n_blocks", low=1)
+        worker_threads = None if self.n_threads is None else p["n_threads"]
+        n_users, n_items = X.shape
+        idt = _completion._index_dtype(X)
+        XT = X.T.tocsr()
+        XT.sort_indices()
+        user_cuts = _row_blocks(n_users, min(n_blocks, n_users))
+        item_cuts = _row_blocks(n_items, min(n_blocks, n_items))
+        # In/out blocks, built once and kept on the workers.
+        user_parts = [client.scatter(_completion._csr_parts(X[a:b], idt), hash=False)
+                      for a, b in zip(user_cuts[:-1], user_cuts[1:])]
+        item_parts = [client.scatter(_completion._csr_parts(XT[a:b], idt), hash=False)
+                      for a, b in zip(item_cuts[:-1], item_cuts[1:])]
+        R = _completion._csr_parts(X, idt)
+        Xf, Yf = self._initial_factors(n_users, n_items, p)
+        nt = p["n_threads"]
+        implicit = p["feedback"] == "implicit"
+        common = dict(solver=p["solver"], cg_steps=p["cg_steps"], regularization=p["reg"],
+                      nonnegative=bool(self.nonnegative))
+        ub = ib = None
+        mu = 0.0
+        if not implicit and self.biases:
+            mu = float(np.mean(X.data, dtype=np.float64))
+            ub = np.zeros(n_users, dtype=p["dtype"])
+            ib = np.zeros(n_items, dtype=p["dtype"])
+        n_per_item = np.diff(XT.indptr).astype(np.float64)
+        self.loss_history_ = []
+        self.n_iter_ = 0
+
+        def half(parts, cuts, n_cols, other, other_bias, own, own_bias, gram):
+            other_f = client.scatter(other, broadcast=True, hash=False)
+            ob_f = None if other_bias is None else client.scatter(other_bias, broadcast=True, hash=False)
+            futures = [client.submit(_block_sweep, part, n_cols, other_f, ob_f, own[a:b],
+                                     None if own_bias is None else own_bias[a:b], mu, gram, implicit,
+                                     p["alpha"], common, worker_threads, pure=False)
+                       for part, a, b in zip(parts, cuts[:-1], cuts[1:])]
+            results = client.gather(futures)
+            new_own = np.concatenate([r[0] for r in results])
+            new_bias = None if own_bias is None else np.concatenate([r[1] for r in results])
+            return new_own, new_bias
+
+        YtY = _core.als_gram(Yf, nt) if implicit else None
+        for it in range(p["iterations"]):
+            t0 = time.perf_counter()
+            Xf, ub = half(user_parts, user_cuts, n_items, Yf, ib, Xf, ub, YtY)
+            XtX = _core.als_gram(Xf, nt) if implicit else None
+            Yf, ib = half(item_parts, item_cuts, n_users, Xf, ub, Yf, ib, XtX)
+            YtY = _core.als_gram(Yf, nt) if implicit else None
+            loss = self._loss(R, X.shape, X.nnz, Xf, Yf, ub, ib, mu, p, XtX, YtY, n_per_item)
+            if self.verbose:
+                print(f"dask ALS sweep {it + 1}: {time.perf_counter() - t0:.3f} s on {len(user_parts)} + "
+                      f"{len(item_parts)} blocks")
+            if self._record(it, loss, Xf, Yf, p):
+                break
+        return self._finish(X, Xf, Yf, mu, ub, ib, p)

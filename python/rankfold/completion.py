@@ -253,15 +253,8 @@ class ALS:
         common = dict(solver=p["solver"], cg_steps=p["cg_steps"], regularization=p["reg"],
                       nonnegative=bool(self.nonnegative), n_threads=nt)
         implicit = p["feedback"] == "implicit"
-        ub = ib = None
-        mu = 0.0
-        if not implicit and self.biases:
-            mu = float(np.mean(X.data, dtype=np.float64))
-            ub = np.zeros(n_users, dtype=p["dtype"])
-            ib = np.zeros(n_items, dtype=p["dtype"])
+        mu, ub, ib = self._start(X, p)
         n_per_item = np.diff(XT.indptr).astype(np.float64)
-        self.loss_history_: List[float] = []
-        self.n_iter_ = 0
         YtY = _core.als_gram(Yf, nt) if implicit else None
         for it in range(p["iterations"]):
             if implicit:
@@ -278,6 +271,15 @@ class ALS:
             if self._record(it, loss, Xf, Yf, p):
                 break
         return self._finish(X, Xf, Yf, mu, ub, ib, p)
+
+    def _start(self, X: sp.csr_matrix, p: dict) -> Tuple[float, Optional[np.ndarray], Optional[np.ndarray]]:
+        """Reset the history; the global mean and zero user/item biases when biases are fitted."""
+        self.loss_history_: List[float] = []
+        self.n_iter_ = 0
+        if p["feedback"] == "implicit" or not self.biases:
+            return 0.0, None, None
+        return (float(np.mean(X.data, dtype=np.float64)), np.zeros(X.shape[0], dtype=p["dtype"]),
+                np.zeros(X.shape[1], dtype=p["dtype"]))
 
     def _loss(self, R: tuple, shape: Tuple[int, int], nnz: int, Xf: np.ndarray, Yf: np.ndarray,
               ub: Optional[np.ndarray], ib: Optional[np.ndarray], mu: float, p: dict,

@@ -336,15 +336,8 @@ class ALS(_completion.ALS):
         implicit = p["feedback"] == "implicit"
         common = dict(solver=p["solver"], cg_steps=p["cg_steps"], regularization=p["reg"],
                       nonnegative=bool(self.nonnegative))
-        ub = ib = None
-        mu = 0.0
-        if not implicit and self.biases:
-            mu = float(np.mean(X.data, dtype=np.float64))
-            ub = np.zeros(n_users, dtype=p["dtype"])
-            ib = np.zeros(n_items, dtype=p["dtype"])
+        mu, ub, ib = self._start(X, p)
         n_per_item = np.diff(XT.indptr).astype(np.float64)
-        self.loss_history_ = []
-        self.n_iter_ = 0
 
         def half(parts, cuts, n_cols, other, other_bias, own, own_bias, gram):
             other_f = client.scatter(other, broadcast=True, hash=False)

@@ -210,16 +210,18 @@ class ShardedIndex:
         threads = self.n_threads if n_threads is None else check_n_threads(n_threads)
         client = self.client
         q_future = client.scatter(Q, broadcast=True, hash=False)
-        futures = [client.submit(_search_shard, shard, q_future, k, search_params, threads, pure=False,
-                                 **self._placement(shard)) for shard in self._shards]
+        futures = [client.submit(_search_shard, shard, q_future, k, search_params, threads, pure=False, **where)
+                   for shard, where in zip(self._shards, self._placements())]
         results = client.gather(futures)
         return merge_topk([r[0] for r in results], [r[1] for r in results], k)
 
-    def _placement(self, shard: Any) -> Dict[str, Any]:
-        """Run a shard's task where the shard lives: moving an index between
-        workers would copy all its vectors over the network."""
-        holders = self.client.who_has([shard]).get(shard.key)
-        return {"workers": list(holders), "allow_other_workers": True} if holders else {}
+    def _placements(self) -> List[Dict[str, Any]]:
+        """Where each shard's task should run: on the worker holding the shard
+        (moving an index between workers would copy all its vectors over the
+        network). One scheduler query for all shards."""
+        who = self.client.who_has(self._shards)
+        return [{"workers": list(who[s.key]), "allow_other_workers": True} if who.get(s.key) else {}
+                for s in self._shards]
 
     def save(self, folder: Any) -> None:
         """Each worker writes its shards into ``folder`` (a path every worker and the
@@ -227,7 +229,8 @@ class ShardedIndex:
         folder = check_path(folder, "folder")
         os.makedirs(folder, exist_ok=True)
         paths = [os.path.join(folder, f"shard-{i:05d}.rfi") for i in range(self.n_shards)]
-        self.client.gather([self.client.submit(_save_shard, s, p, pure=False, **self._placement(s)) for s, p in zip(self._shards, paths)])
+        self.client.gather([self.client.submit(_save_shard, s, p, pure=False, **where)
+                            for s, p, where in zip(self._shards, paths, self._placements())])
         manifest = {"dim": self.dim, "metric": self.metric, "index": self.kind, "sizes": self._sizes,
                     "next_id": self._next_id}
         with open(os.path.join(folder, "manifest.txt"), "w") as f:

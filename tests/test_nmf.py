@@ -322,3 +322,39 @@ def test_not_fitted_and_wrong_width(rng):
     model = rankfold.NMF(3, max_iter=5, tol=0.0).fit(X)
     with pytest.raises(ValueError, match="features"):
         model.transform(X[:, :10])
+
+
+@pytest.mark.parametrize("solver", ["hals", "mu", "anls"])
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+def test_step_kernels_reproduce_the_fit_loop(rng, solver, fmt):
+    """The step-level bindings (products, gram, update_rows) driven from Python give the fit loop's iterates."""
+    from rankfold import _core
+    from rankfold.nmf import _spec
+
+    X = low_rank(rng, m=50, n=30, k=4)
+    X[X < np.quantile(X, 0.3)] = 0.0
+    Xin = sp.csr_matrix(X) if fmt == "csr" else X
+    W0, H0 = start(rng, X, 4)
+    model, Wfit = fit_custom(Xin, W0, H0, solver=solver, max_iter=6, inner_sweeps=3, alpha_W=0.01)
+    l1W, l2W, l1H, l2H = model._penalties(*X.shape)
+    spec = _spec(Xin)
+    W, Ht = W0.copy(), np.ascontiguousarray(H0.T)
+    for _ in range(6):
+        _core.nmf_update_rows(W, _core.nmf_products(spec, Ht, False, 2), _core.nmf_gram(Ht, 2), solver,
+                              l1W, l2W, 3, 0.0, 2)
+        _core.nmf_update_rows(Ht, _core.nmf_products(spec, W, True, 2), _core.nmf_gram(W, 2), solver,
+                              l1H, l2H, 3, 0.0, 2)
+    np.testing.assert_allclose(W, Wfit, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(Ht.T, model.components_, rtol=1e-9, atol=1e-12)
+
+
+def test_step_kernels_check_shapes(rng):
+    from rankfold import _core
+
+    Y = np.ones((5, 3))
+    with pytest.raises(ValueError, match="A must have shape"):
+        _core.nmf_update_rows(Y, np.ones((4, 3)), np.eye(3), "hals", 0.0, 0.0, 1, 0.0, 1)
+    with pytest.raises(ValueError, match="solver"):
+        _core.nmf_update_rows(Y, np.ones((5, 3)), np.eye(3), "bogus", 0.0, 0.0, 1, 0.0, 1)
+    with pytest.raises(TypeError):
+        _core.nmf_gram(np.ones((5, 3), np.float16), 1)

@@ -251,6 +251,68 @@ void masked_solve_rows(const py::array& X, const py::array& M, py::array W, cons
   nmf::masked_solve_rows<T>(x, mk, m, n, w, h, k, nmf::Penalty{l1, l2}, n_threads);
 }
 
+// ---- step-level kernels: one half-step of an NMF iteration at a time, for
+// drivers that own the outer loop (rankfold.dask.NMF, reweighted NMF).
+
+// X F (transpose=false: F is n x k, result m x k) or X^T F (F is m x k, result n x k).
+template <typename T>
+py::array_t<T> products(const py::tuple& spec, const py::array& F, bool transpose, int n_threads) {
+  py::array_t<T> out;
+  visit_operator<T>(spec, [&](const auto& op) {
+    const index_t m = op.rows(), n = op.cols();
+    require(F.ndim() == 2, "F must be 2-D");
+    const index_t k = F.shape(1);
+    const T* f = const_ptr<T>(F, "F", transpose ? m : n, k);
+    out = new_matrix<T>(transpose ? n : m, k);
+    T* o = out.mutable_data();
+    py::gil_scoped_release release;
+    if (transpose)
+      op.transpose_times(f, k, o, n_threads);
+    else
+      op.times(f, k, o, n_threads);
+  });
+  return out;
+}
+
+template <typename T>
+py::array_t<T> gram_of(const py::array& Y, int n_threads) {
+  require(Y.ndim() == 2, "Y must be 2-D");
+  const index_t rows = Y.shape(0), k = Y.shape(1);
+  const T* y = const_ptr<T>(Y, "Y", rows, k);
+  auto G = new_matrix<T>(k, k);
+  T* g = G.mutable_data();
+  py::gil_scoped_release release;
+  nmf::gram(y, rows, k, g, n_threads);
+  return G;
+}
+
+// Y (rows x k) in place from A = X F (rows x k) and G = F^T F (k x k).
+template <typename T>
+void update_rows(py::array Y, const py::array& A, const py::array& G, const std::string& solver, double l1,
+                 double l2, int sweeps, double early_stop, int n_threads) {
+  require(Y.ndim() == 2, "Y must be 2-D");
+  const index_t rows = Y.shape(0), k = Y.shape(1);
+  T* y = mutable_ptr<T>(Y, "Y", rows, k);
+  const T* a = const_ptr<T>(A, "A", rows, k);
+  const T* g = const_ptr<T>(G, "G", k, k);
+  const nmf::Solver s = solver_from(solver);
+  require(sweeps >= 1, "sweeps must be >= 1");
+  require(l1 >= 0 && l2 >= 0, "penalties must be >= 0");
+  const nmf::Penalty pen{l1, l2};
+  py::gil_scoped_release release;
+  switch (s) {
+    case nmf::Solver::Hals:
+      nmf::update_rows_hals(y, a, g, rows, k, pen, sweeps, early_stop, n_threads);
+      break;
+    case nmf::Solver::Mu:
+      nmf::update_rows_mu(y, a, g, rows, k, pen, n_threads);
+      break;
+    case nmf::Solver::Anls:
+      nmf::update_rows_nnls(y, a, g, rows, k, pen, n_threads);
+      break;
+  }
+}
+
 template <typename F32, typename F64>
 auto by_dtype(const py::array& factor, F32&& f32, F64&& f64) {
   if (same_dtype<float>(factor)) return f32();
@@ -343,6 +405,34 @@ void register_nmf(py::module_& m) {
       },
       py::arg("X"), py::arg("like"), py::arg("k"), py::arg("oversample"), py::arg("power_iters"), py::arg("seed"),
       py::arg("n_threads"));
+  m.def(
+      "nmf_products",
+      [](const py::tuple& spec, const py::array& F, bool transpose, int n_threads) -> py::array {
+        return by_dtype(
+            F, [&]() -> py::array { return products<float>(spec, F, transpose, n_threads); },
+            [&]() -> py::array { return products<double>(spec, F, transpose, n_threads); });
+      },
+      py::arg("X"), py::arg("F"), py::arg("transpose"), py::arg("n_threads"),
+      "X @ F (F: n x k) or, with transpose, X.T @ F (F: m x k), as a new C-ordered array.");
+  m.def(
+      "nmf_gram",
+      [](const py::array& Y, int n_threads) -> py::array {
+        return by_dtype(
+            Y, [&]() -> py::array { return gram_of<float>(Y, n_threads); },
+            [&]() -> py::array { return gram_of<double>(Y, n_threads); });
+      },
+      py::arg("Y"), py::arg("n_threads"), "Y.T @ Y (k x k).");
+  m.def(
+      "nmf_update_rows",
+      [](py::array Y, const py::array& A, const py::array& G, const std::string& solver, double l1, double l2,
+         int sweeps, double early_stop, int n_threads) {
+        by_dtype(
+            Y, [&] { update_rows<float>(Y, A, G, solver, l1, l2, sweeps, early_stop, n_threads); },
+            [&] { update_rows<double>(Y, A, G, solver, l1, l2, sweeps, early_stop, n_threads); });
+      },
+      py::arg("Y"), py::arg("A"), py::arg("G"), py::arg("solver"), py::arg("l1"), py::arg("l2"), py::arg("sweeps"),
+      py::arg("early_stop"), py::arg("n_threads"),
+      "One half-step in place: rows of Y minimise 0.5 y'Gy - a'y + l1 sum(y) + 0.5 l2 |y|^2, y >= 0.");
 }
 
 }  // namespace bindings

@@ -73,6 +73,7 @@ def objective(X, W, H):
 
 
 def fit_custom(X, W0, H0, **params):
+    params.setdefault("extrapolate", False)  # the plain iterates of the textbook methods
     model = rankfold.NMF(W0.shape[1], init="custom", tol=0.0, n_threads=2, **params)
     W = model.fit_transform(X, W=W0, H=H0)
     return model, W
@@ -358,3 +359,92 @@ def test_step_kernels_check_shapes(rng):
         _core.nmf_update_rows(Y, np.ones((5, 3)), np.eye(3), "bogus", 0.0, 0.0, 1, 0.0, 1)
     with pytest.raises(TypeError):
         _core.nmf_gram(np.ones((5, 3), np.float16), 1)
+
+
+# ---------------------------------------------------------------- extrapolation (Ang & Gillis)
+
+def textbook_extrapolated_hals(X, W, H, iters, sweeps):
+    """Extrapolated HALS with restarts, written out with NumPy: each half-step solves against the other
+    factor's point max(0, Y + beta (Y - Y_prev)); beta grows by 1.05 (capped) while the objective of the
+    pair (extrapolated W, plain H) decreases and shrinks by 1.5 otherwise; a projection that would zero a
+    whole column is undone. Returns the best pair and the best-so-far objectives."""
+
+    def hals_half(Y, A, G):  # rows of Y against A = X F, G = F^T F (column-wise HALS)
+        Y = Y.copy()
+        for _ in range(sweeps):
+            for j in range(Y.shape[1]):
+                if G[j, j] > 0:
+                    Y[:, j] = np.maximum(0.0, Y[:, j] - (Y @ G[:, j] - A[:, j]) / G[j, j])
+        return Y
+
+    def extrapolate(Y, prev, beta):
+        Z = np.maximum(0.0, Y + beta * (Y - prev))
+        if ((Z.max(axis=0) <= 0) & (Y.max(axis=0) > 0)).any():
+            return Y, False
+        return Z, True
+
+    W, Ht = W.copy(), H.T.copy()
+    H_hat, W_prev, H_prev = Ht.copy(), None, None
+    beta, cap, prev, best, best_pair, history = 0.5, 1.0, np.inf, np.inf, None, []
+    for it in range(1, iters + 1):
+        W_plain = hals_half(W, X @ H_hat, H_hat.T @ H_hat)
+        kept = True
+        if it == 1:
+            W = W_plain
+        else:
+            W, kept = extrapolate(W_plain, W_prev, beta)
+        W_prev = W_plain
+        H_plain = hals_half(H_hat, X.T @ W, W.T @ W)
+        loss = 0.5 * np.linalg.norm(X - W @ H_plain.T) ** 2
+        if loss < best:
+            best, best_pair = loss, (W.copy(), H_plain.T.copy())
+        if it == 1 or loss > prev or not kept:
+            if it > 1:
+                cap, beta = beta, beta / 1.5
+            H_hat = H_plain
+        else:
+            beta, cap = min(cap, 1.05 * beta), min(1.0, 1.01 * cap)
+            H_hat, ok = extrapolate(H_plain, H_prev, beta)
+            if not ok:
+                cap, beta = beta, beta / 1.5
+        H_prev = H_plain
+        prev = loss
+        history.append(best)
+    return best_pair[0], best_pair[1], np.array(history)
+
+
+def test_extrapolated_hals_matches_textbook(rng):
+    X = low_rank(rng, m=50, n=35, k=5, noise=0.2)
+    W0, H0 = start(rng, X, 5)
+    model, W = fit_custom(X, W0, H0, solver="hals", max_iter=30, inner_sweeps=2, extrapolate=True)
+    Wr, Hr, hist = textbook_extrapolated_hals(X, W0, H0, 30, 2)
+    np.testing.assert_allclose(W, Wr, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(model.components_, Hr, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(model.loss_history_, hist, rtol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["hals", "anls"])
+def test_extrapolation_keeps_the_best_pair(rng, solver):
+    """Default ("auto") extrapolation: the history never increases and its last value is the objective of
+    the returned pair; ANLS's H is still the exact NNLS solution for the returned W."""
+    X = low_rank(rng, m=120, n=60, k=6, noise=0.3)
+    W0, H0 = start(rng, X, 6)
+    fast, Wf = fit_custom(X, W0, H0, solver=solver, max_iter=40, extrapolate="auto")
+    hist = fast.loss_history_
+    assert fast.n_iter_ == 40 and np.all(np.diff(hist) <= 0)
+    # (the history uses ||X||^2 - 2 <X^T W, H^T> + <W^T W, H H^T>: exact up to rounding relative to ||X||^2)
+    assert hist[-1] == pytest.approx(objective(X, Wf, fast.components_), abs=1e-12 * np.sum(X * X))
+    if solver == "anls":
+        for j in range(0, X.shape[1], 7):
+            np.testing.assert_allclose(fast.components_[:, j], scipy.optimize.nnls(Wf, X[:, j])[0], rtol=1e-6,
+                                       atol=1e-9)
+
+
+def test_mu_is_never_extrapolated(rng):
+    X = low_rank(rng)
+    W0, H0 = start(rng, X, 5)
+    auto, Wa = fit_custom(X, W0, H0, solver="mu", max_iter=10, extrapolate="auto")
+    plain, Wp = fit_custom(X, W0, H0, solver="mu", max_iter=10, extrapolate=False)
+    np.testing.assert_array_equal(Wa, Wp)
+    with pytest.raises(ValueError, match="extrapolate"):
+        rankfold.NMF(5, solver="mu", extrapolate=True).fit(X)

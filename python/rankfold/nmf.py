@@ -284,6 +284,17 @@ class NMF(_NamesMixin, _Transformer, _Base):
         HALS coordinate sweeps per half-iteration. "auto" picks the count
         from the cost of a pass over X relative to a sweep and stops each row
         early once its updates become small; an int runs exactly that many.
+    extrapolate : "auto" or bool
+        Solve each half-step against the other factor's extrapolated point
+        ``max(0, Y + beta (Y - Y_prev))`` with an adaptive ``beta`` and
+        restarts (Ang & Gillis 2019): the same cost per iteration, often
+        several times fewer iterations to a given error (most on
+        ill-conditioned data). The best pair seen is returned, and
+        ``loss_history_`` then holds the objective of the best pair so far.
+        "auto": on for "hals" and "anls" on complete data, off for "mu" (a
+        multiplicative update cannot leave the zeros that the projection
+        creates) and with missing values. False gives the plain iterates of
+        textbook HALS / ANLS.
 
     Attributes
     ----------
@@ -310,6 +321,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         callback: Optional[Callable[[int, float], Any]] = None,
         inner_sweeps: Any = "auto",
         missing_values: Any = None,
+        extrapolate: Any = "auto",
     ) -> None:
         self.n_components = n_components
         self.init = init
@@ -326,6 +338,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         self.callback = callback
         self.inner_sweeps = inner_sweeps
         self.missing_values = missing_values
+        self.extrapolate = extrapolate
 
     # -- scikit-learn tags
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
@@ -378,6 +391,19 @@ class NMF(_NamesMixin, _Transformer, _Base):
         self._nan_is_missing()
         if not (isinstance(self.inner_sweeps, str) and self.inner_sweeps == "auto"):
             check_int(self.inner_sweeps, "inner_sweeps", low=1, high=10000)
+        self._extrapolate()
+
+    def _extrapolate(self) -> bool:
+        ex = self.extrapolate
+        if isinstance(ex, str):
+            if ex != "auto":
+                raise ValueError(f"extrapolate must be 'auto', True or False; got {ex!r}")
+            return self.solver != "mu"
+        if not isinstance(ex, (bool, np.bool_)):
+            raise TypeError(f"extrapolate must be 'auto', True or False; got {type(ex).__name__}")
+        if ex and self.solver == "mu":
+            raise ValueError("extrapolate=True does not work with solver='mu'; use 'hals' or 'anls'")
+        return bool(ex)
 
     # -- fitting
     def fit(self, X: Any, y: Any = None, W: Any = None, H: Any = None, mask: Any = None) -> "NMF":
@@ -427,7 +453,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         sweeps = 0 if self.inner_sweeps == "auto" else int(self.inner_sweeps)
         n_iter, converged, losses = _core.nmf_fit(
             spec, Wf, Ht, self.solver, int(self.max_iter), float(self.tol), l1W, l2W, l1H, l2H,
-            sweeps, 0.1, True, True, threads, self._hook())
+            sweeps, 0.1, True, True, threads, self._hook(), self._extrapolate())
         self._finish(n_iter, converged, losses, Wf, Ht, n)
         self.reconstruction_err_ = float(np.sqrt(max(_core.nmf_residual(spec, Wf, Ht, threads), 0.0)))
         return Wf

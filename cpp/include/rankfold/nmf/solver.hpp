@@ -30,8 +30,63 @@ struct Options {
   double inner_stop = 0.1;   // per-row early stop of the automatic sweeps
   bool update_W = true;
   bool update_H = true;
+  // Extrapolated iterates with restarts (Ang & Gillis 2019); needs both
+  // halves updated. Not for MU: its multiplicative form cannot leave the
+  // zeros that projecting an extrapolated point creates.
+  bool extrapolate = false;
   int n_threads = 0;
 };
+
+// Step-size schedule of the extrapolation: grow beta while the objective
+// decreases, shrink it (and cap its growth) when it does not.
+struct Extrapolation {
+  double beta = 0.5, cap = 1.0;
+  static constexpr double shrink = 1.5, grow = 1.05, grow_cap = 1.01;
+  void on_decrease() {
+    beta = std::min(cap, grow * beta);
+    cap = std::min(1.0, grow_cap * cap);
+  }
+  void on_increase() {
+    cap = beta;
+    beta /= shrink;
+  }
+};
+
+// Which columns of Y (rows x k, row-major) have a positive entry.
+template <typename T>
+std::vector<char> live_columns(const T* Y, index_t rows, index_t k) {
+  std::vector<char> live(static_cast<std::size_t>(k), 0);
+  for (index_t i = 0; i < rows; ++i)
+    for (index_t j = 0; j < k; ++j) live[j] |= Y[i * k + j] > T(0);
+  return live;
+}
+
+// Y (rows x k) <- max(0, Y + beta (Y - prev)) and prev <- the old Y. If the
+// projection would wipe out a whole column (a component that could never
+// come back), Y keeps its plain value instead and the call returns false.
+template <typename T>
+bool extrapolate_in_place(T* y, T* prev, index_t rows, index_t k, double beta, int n_threads) {
+  const index_t size = rows * k;
+  const std::vector<char> before = live_columns(y, rows, k);
+  const T b = static_cast<T>(beta);
+  constexpr index_t block = 8192;
+  parallel_for(0, (size + block - 1) / block, n_threads, [&](index_t blk) {
+    const index_t end = std::min(size, (blk + 1) * block);
+    for (index_t i = blk * block; i < end; ++i) {
+      const T cur = y[i];
+      y[i] = std::max(T(0), cur + b * (cur - prev[i]));
+      prev[i] = cur;
+    }
+  });
+  const std::vector<char> after = live_columns(y, rows, k);
+  for (index_t j = 0; j < k; ++j) {
+    if (before[j] && !after[j]) {
+      std::copy(prev, prev + size, y);
+      return false;
+    }
+  }
+  return true;
+}
 
 struct Result {
   int n_iter = 0;
@@ -56,6 +111,80 @@ double penalties(const T* Y, index_t rows, index_t k, Penalty pen) {
 inline int auto_sweeps(double pass_cost, index_t rows, index_t k) {
   const double rho = 1.0 + pass_cost / (static_cast<double>(rows) * static_cast<double>(k + 1));
   return static_cast<int>(std::clamp(1.0 + 0.5 * rho, 1.0, 100.0));
+}
+
+// The fit loop with extrapolation (Ang & Gillis, "Accelerating nonnegative
+// matrix factorization algorithms using extrapolation", Neural Computation
+// 2019). Each half-step solves against the other factor's extrapolated point
+// max(0, Y + beta (Y - Y_prev)) instead of its last iterate; beta adapts,
+// and after an iteration that raised the objective H is not extrapolated
+// (a restart). The pair (W, H) of every iteration is a genuine iterate (H is
+// the best response to W), so the returned pair is the best one seen, and
+// losses[i] is the objective of the best pair after iteration i+1 (it never
+// increases). X is still touched twice per iteration.
+template <typename T, typename Op, typename HalfStep>
+Result fit_extrapolated(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
+                        const std::function<bool(int, double)>& hook, HalfStep&& half_step, int sweeps_W,
+                        int sweeps_H, double xx) {
+  const index_t m = X.rows(), n = X.cols();
+  const int nt = opt.n_threads;
+  const std::size_t mk = static_cast<std::size_t>(m * k), nk = static_cast<std::size_t>(n * k);
+  std::vector<T> A(mk), B(nk), GW(static_cast<std::size_t>(k * k)), GH(static_cast<std::size_t>(k * k));
+  // W: the working (extrapolated) W; W_prev: the last plain W iterate.
+  // H_hat: extrapolated H fed to the W step; H_prev: the last plain H.
+  std::vector<T> W_prev(W, W + mk), H_hat(Ht, Ht + nk), H_prev(Ht, Ht + nk);
+  std::vector<T> W_best(W, W + mk), H_best(Ht, Ht + nk);
+  Extrapolation ex;
+  Result res;
+  double prev = std::numeric_limits<double>::infinity(), best = prev;
+  for (int it = 1; it <= opt.max_iter; ++it) {
+    X.times(H_hat.data(), k, A.data(), nt);
+    gram(H_hat.data(), n, k, GH.data(), nt);
+    half_step(W, A.data(), GH.data(), m, opt.pen_W, sweeps_W);
+    // The start is not an iterate of the method: extrapolate from the second iteration on.
+    bool kept = true;
+    if (it == 1)
+      std::copy(W, W + mk, W_prev.begin());
+    else
+      kept = extrapolate_in_place(W, W_prev.data(), m, k, ex.beta, nt);
+    X.transpose_times(W, k, B.data(), nt);
+    gram(W, m, k, GW.data(), nt);
+    half_step(H_hat.data(), B.data(), GW.data(), n, opt.pen_H, sweeps_H);  // now the plain H iterate
+    gram(H_hat.data(), n, k, GH.data(), nt);
+    double cross = 0.0;
+    for (std::size_t i = 0; i < nk; ++i) cross += static_cast<double>(B[i]) * H_hat[i];
+    double quad = 0.0;
+    for (index_t i = 0; i < k * k; ++i) quad += static_cast<double>(GW[i]) * GH[i];
+    const double loss = 0.5 * std::max(0.0, xx - 2.0 * cross + quad) + penalties(W, m, k, opt.pen_W) +
+                        penalties(H_hat.data(), n, k, opt.pen_H);
+    const double best_before = best;
+    if (loss < best) {
+      best = loss;
+      std::copy(W, W + mk, W_best.begin());
+      std::copy(H_hat.begin(), H_hat.end(), H_best.begin());
+    }
+    if (it == 1 || loss > prev || !kept) {
+      if (it > 1) ex.on_increase();
+      std::copy(H_hat.begin(), H_hat.end(), H_prev.begin());
+    } else {
+      ex.on_decrease();
+      if (!extrapolate_in_place(H_hat.data(), H_prev.data(), n, k, ex.beta, nt)) ex.on_increase();
+    }
+    prev = loss;
+    res.losses.push_back(best);
+    res.n_iter = it;
+    if (hook && !hook(it, best)) break;
+    if (opt.tol > 0.0 && std::isfinite(best_before) && best < best_before &&
+        (best_before - best) <= opt.tol * best_before) {
+      res.converged = true;
+      break;
+    }
+  }
+  if (res.n_iter > 0) {
+    std::copy(W_best.begin(), W_best.end(), W);
+    std::copy(H_best.begin(), H_best.end(), Ht);
+  }
+  return res;
 }
 
 // Fits W and Ht in place. `hook(iteration, loss)` is called after every
@@ -89,6 +218,10 @@ Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
   };
 
   Result res;
+  if (opt.extrapolate && opt.update_W && opt.update_H && opt.solver != Solver::Mu) {
+    res = fit_extrapolated(X, W, Ht, k, opt, hook, half_step, sweeps_W, sweeps_H, xx);
+    return res;
+  }
   double prev = std::numeric_limits<double>::infinity();
   gram(Ht, n, k, GH.data(), nt);  // kept current: recomputed after every H update
   for (int it = 1; it <= opt.max_iter; ++it) {

@@ -138,6 +138,33 @@ def knn_graph(X: np.ndarray, n_neighbors: int, weights: str, n_threads: int) -> 
     return S.maximum(S.T).tocsr()
 
 
+def grid_graph(X: np.ndarray, shape: Tuple[int, int], order: str = "F") -> sp.csr_matrix:
+    """8-neighbour pixel-grid affinity for an image whose pixels are the rows of X.
+
+    ``shape = (lines, columns)``; ``order`` says how pixels were flattened
+    ("F": column-major, MATLAB's; "C": row-major). Edge weights are heat
+    kernels of the spectral distance, ``exp(-|x_i - x_j|^2 / t)`` with t the
+    mean over the edges: spatial neighbours of similar spectra count most
+    (the spatial graph of structured sparse unmixing).
+    """
+    lines, cols = shape
+    if lines * cols != X.shape[0]:
+        raise ValueError(f"shape {shape} does not match the {X.shape[0]} rows of X")
+    idx = np.arange(lines * cols).reshape(lines, cols, order=order)
+    src, dst = [], []
+    for di, dj in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        a = idx[0:lines - di, max(0, -dj):cols - max(0, dj)]
+        b = idx[di:lines, max(0, dj):cols - max(0, -dj) if dj < 0 else cols][:, :a.shape[1]]
+        src.append(a.ravel())
+        dst.append(b.ravel())
+    r, c = np.concatenate(src), np.concatenate(dst)
+    Xd = np.asarray(X, dtype=np.float64)
+    d2 = np.einsum("ij,ij->i", Xd[r] - Xd[c], Xd[r] - Xd[c])
+    t = float(d2.mean()) if d2.size and d2.mean() > 0 else 1.0
+    S = sp.csr_matrix((np.exp(-d2 / t), (r, c)), shape=(X.shape[0], X.shape[0]))
+    return (S + S.T).tocsr()
+
+
 def affinity(est: Any, X: Any, threads: int) -> sp.csr_matrix:
     """The validated affinity: CSR float64, symmetric, zero diagonal, nonnegative."""
     m = X.shape[0]

@@ -39,7 +39,6 @@ Objective (with ``l1W, l2W, l1H, l2H`` scikit-learn's scaled elastic-net terms):
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Optional, Tuple
 
 import numpy as np

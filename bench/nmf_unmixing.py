@@ -11,7 +11,7 @@ maximum; endmembers are then compared on the 148 clean bands. Medians over the
 seeds; time is the median seconds per fit.
 
 SS-NMF here is graph-regularized NMF with the 8-neighbour pixel-grid affinity
-(heat weights on spectral distance, `_nmf_research.grid_graph`), graph_reg=1e-3.
+(heat weights on spectral distance, `rankfold.nmf.grid_graph`), graph_reg=1e-3.
 
 Run:  python bench/nmf_unmixing.py [--seeds 3] [--threads 2]
 """
@@ -32,8 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA_DIR, machine, print_table, write_json  # noqa: E402
 
 import rankfold  # noqa: E402
-from rankfold import _nmf_research  # noqa: E402
-from rankfold.nmf import _initialize  # noqa: E402
+from rankfold.nmf import _initialize, grid_graph  # noqa: E402
 from sklearn.decomposition import NMF as SkNMF  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
@@ -70,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     X, endmembers, abundances = load_samson()
     Xc, good = corrupt(X)
-    graph = _nmf_research.grid_graph(X, (95, 95), "F")
+    graph = grid_graph(X, (95, 95), "F")
     common = dict(max_iter=300, tol=1e-6, n_threads=args.threads)
     methods = {
         "plain NMF (hals)": dict(solver="hals"),

@@ -50,6 +50,8 @@ from ._validation import check_array, check_choice, check_float, check_int
 _ROBUST = ("correntropy",)
 _ROBUST_WEIGHTS = ("band", "entry")
 _GRAPH_WEIGHTS = ("heat", "binary")
+# sigma=None: sigma^2 = SIGMA_SCALE * mean(r^2) of the current residuals (r: band residual
+# norms or entries), so a typical band has weight exp(-1).
 SIGMA_SCALE = 0.5
 
 

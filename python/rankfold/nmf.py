@@ -47,6 +47,7 @@ import scipy.sparse as sp
 
 from . import _core
 from . import _nmf_research
+from ._nmf_research import grid_graph
 from ._validation import (
     check_array,
     check_choice,
@@ -97,7 +98,7 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
         pass
 
 
-__all__ = ["NMF", "randomized_svd", "ConvergenceWarning", "NotFittedError"]
+__all__ = ["NMF", "randomized_svd", "grid_graph", "ConvergenceWarning", "NotFittedError"]
 
 _SOLVERS = ("hals", "mu", "anls")
 _INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")

@@ -401,3 +401,39 @@ def test_samson_corrupted_bands(solver):
     assert plain_loss[1] > 0.1, (plain_clean, plain_bad)
     assert np.all(robust_loss < 0.25 * plain_loss), (plain_clean, plain_bad, robust_bad)
     assert robust_bad[0] < plain_bad[0] and robust_bad[1] < plain_bad[1]
+
+
+def test_correntropy_sparse_X_and_float32(rng):
+    X = low_rank(rng)
+    X[X < 0.4] = 0.0
+    X[:, 7] += 15 * rng.random(X.shape[0])
+    m, n = X.shape
+    W0, H0 = start(rng, m, n, 4)
+    dense, Wd = fit_custom(X, W0, H0, solver="hals", max_iter=15, inner_sweeps=1, robust="correntropy",
+                           alpha_W=0.001, l1_ratio=0.5)
+    sparse, Ws = fit_custom(sp.csc_matrix(X), W0, H0, solver="hals", max_iter=15, inner_sweeps=1,
+                            robust="correntropy", alpha_W=0.001, l1_ratio=0.5)
+    np.testing.assert_allclose(Ws, Wd, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(sparse.band_weights_, dense.band_weights_, rtol=1e-9, atol=1e-14)
+    f32, W32 = fit_custom(X.astype(np.float32), W0.astype(np.float32), H0.astype(np.float32), solver="hals",
+                          max_iter=15, inner_sweeps=1, robust="correntropy", alpha_W=0.001, l1_ratio=0.5)
+    assert W32.dtype == np.float32 and f32.components_.dtype == np.float32
+    np.testing.assert_allclose(W32, Wd, rtol=1e-2, atol=1e-3)
+
+
+def test_robust_transform_uses_the_band_weights(rng):
+    """transform solves the weighted row problems: on the training data it gives the fitted W."""
+    X = low_rank(rng, k=3, noise=0.0)
+    X[:, [2, 9]] = 50 * rng.random((X.shape[0], 2))
+    model = rankfold.NMF(3, solver="anls", robust="correntropy", max_iter=200, tol=0.0, random_state=0)
+    W = model.fit_transform(X)
+    assert model.band_weights_[[2, 9]].max() < 1e-6, model.band_weights_[[2, 9]]
+    Wt = model.transform(X)  # the fit's last W used the weights of the iteration before: close, not equal
+    np.testing.assert_allclose(Wt, W, rtol=1e-2, atol=1e-3)
+    # The plain NNLS transform is thrown off by the two corrupted bands.
+    plain = np.zeros_like(W)
+    from rankfold import _core
+    from rankfold.nmf import _spec
+
+    _core.nmf_solve_rows(_spec(X), plain, np.ascontiguousarray(model.components_.T), 0.0, 0.0, 1)
+    assert np.abs(plain - W).max() > 50 * np.abs(Wt - W).max(), (np.abs(plain - W).max(), np.abs(Wt - W).max())

@@ -311,7 +311,7 @@ def fit(est: Any, X: Any, weights: Any, init: str, k: int, W: Any, H: Any, threa
 
     # Squared norms of X's columns (the bands), for the per-band residuals.
     if sp.issparse(X):
-        col_sq = np.asarray(X.multiply(X).sum(axis=0), dtype=np.float64).ravel()
+        col_sq = np.asarray(X.multiply(X).sum(axis=0, dtype=np.float64)).ravel()
     else:
         col_sq = np.einsum("ij,ij->j", X, X, dtype=np.float64)
     xx = float(col_sq.sum())

@@ -437,3 +437,8 @@ def test_robust_transform_uses_the_band_weights(rng):
 
     _core.nmf_solve_rows(_spec(X), plain, np.ascontiguousarray(model.components_.T), 0.0, 0.0, 1)
     assert np.abs(plain - W).max() > 50 * np.abs(Wt - W).max(), (np.abs(plain - W).max(), np.abs(Wt - W).max())
+    # Refitted without robust=, transform is the plain one again.
+    model.set_params(robust=None).fit(X)
+    refit = np.zeros_like(W)
+    _core.nmf_solve_rows(_spec(X), refit, np.ascontiguousarray(model.components_.T), 0.0, 0.0, 1)
+    np.testing.assert_allclose(model.transform(X), refit, rtol=1e-10, atol=1e-12)

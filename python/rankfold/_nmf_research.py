@@ -454,7 +454,9 @@ def _fit_entry(est: Any, X: Any, Wf: np.ndarray, Ht: np.ndarray, l1W: float, l2W
 # ---------------------------------------------------------------- transform
 
 def needs_transform(est: Any) -> bool:
-    return bool(est.abundance_sum_to_one) or getattr(est, "band_weights_", None) is not None
+    # est.robust is checked too: band_weights_ of an earlier robust fit outlive a refit without it.
+    band = est.robust is not None and getattr(est, "band_weights_", None) is not None
+    return bool(est.abundance_sum_to_one) or band
 
 
 def transform(est: Any, X: Any, threads: int) -> np.ndarray:
@@ -468,7 +470,7 @@ def transform(est: Any, X: Any, threads: int) -> np.ndarray:
     m, n = X.shape
     spec = _spec(X)
     Ht = np.ascontiguousarray(est.components_.T)
-    omega = getattr(est, "band_weights_", None)
+    omega = getattr(est, "band_weights_", None) if est.robust is not None else None
     if omega is not None:
         om = omega.astype(X.dtype)
         Hs = np.ascontiguousarray(Ht * om[:, None])

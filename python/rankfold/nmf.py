@@ -326,7 +326,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
     n_components_, n_iter_, reconstruction_err_ (``||X - W H||_F``),
     loss_history_ (objective after each iteration), n_features_in_.
     graph_ (the affinity used, with graph_reg > 0), band_weights_ and sigma_
-    (robust="correntropy").
+    (robust="correntropy"; entry_weights_ with robust_weights="entry").
     """
 
     def __init__(

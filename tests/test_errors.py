@@ -611,3 +611,79 @@ def test_text_bad_input():
         text.npmi_coherence(np.ones((2, 5)), X)
     with pytest.raises(ValueError, match="n must be"):
         text.top_words(np.ones((1, 3)), ["a", "b", "c"], n=0)
+
+
+# ---------------------------------------------------------------- NMF research options
+@pytest.mark.parametrize(
+    "params,exc,match",
+    [
+        ({"graph_reg": -0.1, "graph": "knn"}, ValueError, "graph_reg"),
+        ({"graph_reg": float("nan"), "graph": "knn"}, ValueError, "graph_reg"),
+        ({"graph_reg": 0.1}, ValueError, "graph="),
+        ({"graph_reg": 0.1, "graph": "grid"}, ValueError, "graph"),
+        ({"graph_reg": 0.1, "graph": [1, 2]}, TypeError, "graph"),
+        ({"graph_reg": 0.1, "graph": "knn", "solver": "anls"}, ValueError, "solver"),
+        ({"graph_reg": 0.1, "graph": "knn", "graph_n_neighbors": 0}, ValueError, "graph_n_neighbors"),
+        ({"graph_reg": 0.1, "graph": "knn", "graph_weights": "gauss"}, ValueError, "graph_weights"),
+        ({"robust": "huber"}, ValueError, "robust"),
+        ({"robust": "correntropy", "sigma": 0.0}, ValueError, "sigma"),
+        ({"robust": "correntropy", "sigma": -1.0}, ValueError, "sigma"),
+        ({"robust": "correntropy", "sigma": float("inf")}, ValueError, "sigma"),
+        ({"robust": "correntropy", "robust_weights": "pixel"}, ValueError, "robust_weights"),
+        ({"robust": "correntropy", "robust_weights": "entry", "abundance_sum_to_one": True}, ValueError, "entry"),
+        ({"robust": "correntropy", "robust_weights": "entry", "graph_reg": 0.1, "graph": "knn"}, ValueError,
+         "entry"),
+        ({"abundance_sum_to_one": "yes"}, TypeError, "abundance_sum_to_one"),
+        ({"abundance_sum_to_one": True, "alpha_W": 0.1, "l1_ratio": 1.0}, ValueError, "L1"),
+        ({"abundance_sum_to_one": True, "missing_values": np.nan}, ValueError, "missing"),
+    ],
+)
+def test_nmf_research_bad_parameters(rng, params, exc, match):
+    from rankfold import NMF
+
+    with pytest.raises(exc, match=match):
+        NMF(**{"n_components": 3, "max_iter": 5, **params}).fit(_nmf_data(rng))
+
+
+def test_nmf_research_bad_graph(rng):
+    import scipy.sparse as sp
+
+    from rankfold import NMF
+
+    X = _nmf_data(rng)
+    m = X.shape[0]
+    for bad in (sp.random(m + 1, m + 1, density=0.2, format="csr"), np.ones((m, m - 1)), np.ones(m)):
+        with pytest.raises(ValueError, match="n_samples x n_samples|2-D|graph"):
+            NMF(3, graph_reg=0.1, graph=bad, max_iter=5).fit(X)
+    negative = sp.csr_matrix(-np.eye(m)[::-1])
+    with pytest.raises(ValueError, match="negative"):
+        NMF(3, graph_reg=0.1, graph=negative, max_iter=5).fit(X)
+    nan = np.zeros((m, m))
+    nan[0, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        NMF(3, graph_reg=0.1, graph=nan, max_iter=5).fit(X)
+    with pytest.raises(ValueError, match="dense X"):
+        NMF(3, graph_reg=0.1, graph="knn", max_iter=5).fit(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match="dense X"):
+        NMF(3, robust="correntropy", robust_weights="entry", max_iter=5).fit(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match="missing"):
+        NMF(3, robust="correntropy", max_iter=5).fit(X, mask=np.ones_like(X))
+
+
+def test_nmf_research_core_rejects_misuse(rng):
+    from rankfold import _core
+
+    W = np.ones((5, 2))
+    empty = (np.zeros(6, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(5))
+    with pytest.raises(ValueError, match="n_samples"):
+        _core.nmf_graph_update_rows(W, np.ones((5, 2)), np.eye(2), np.zeros(4, np.int64), *empty[1:3],
+                                    np.zeros(3), "hals", 0.0, 0.0, 1.0, 1, 1)
+    with pytest.raises(ValueError, match="solver"):
+        _core.nmf_graph_update_rows(W, np.ones((5, 2)), np.eye(2), *empty, "anls", 0.0, 0.0, 1.0, 1, 1)
+    bad_indices = (np.array([0, 1, 1, 1, 1, 1], np.int64), np.array([9], np.int64), np.ones(1), np.ones(5))
+    with pytest.raises(ValueError, match="out of range"):
+        _core.nmf_graph_update_rows(W, np.ones((5, 2)), np.eye(2), *bad_indices, "mu", 0.0, 0.0, 1.0, 1, 1)
+    with pytest.raises(ValueError, match="sigma"):
+        _core.nmf_correntropy_entry_weights(np.ones((5, 3)), W, np.ones((3, 2)), 0.0, np.ones((5, 3)), 1)
+    with pytest.raises(ValueError, match="scale"):
+        _core.nmf_update_rows_scaled(W, np.ones((5, 2)), np.eye(2), np.ones(4), "hals", 0.0, 0.0, 1, 1)

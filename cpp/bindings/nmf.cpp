@@ -10,8 +10,10 @@
 
 #include "common.hpp"
 
+#include "rankfold/nmf/graph.hpp"
 #include "rankfold/nmf/masked.hpp"
 #include "rankfold/nmf/randomized_svd.hpp"
+#include "rankfold/nmf/robust.hpp"
 #include "rankfold/nmf/solver.hpp"
 
 namespace rankfold {
@@ -323,6 +325,104 @@ auto by_dtype(const py::array& factor, F32&& f32, F64&& f64) {
 
 }  // namespace
 
+// ---- research methods (rankfold/_nmf_research.py drives the outer loops):
+// the graph-regularized W half-step, the correntropy entry weights, and the
+// H half-step with per-band scales.
+namespace {
+
+// The affinity S as a CSR view: int64 indptr/indices, data of the factors' dtype.
+template <typename T>
+nmf::Graph<T, std::int64_t> graph_view(const py::array& indptr, const py::array& indices, const py::array& data,
+                                       const py::array& degree, index_t rows, double lam) {
+  require<TypeMismatch>(same_dtype<std::int64_t>(indptr) && same_dtype<std::int64_t>(indices),
+                        "graph indptr and indices must be int64");
+  require<TypeMismatch>(same_dtype<T>(data) && same_dtype<T>(degree), "graph data and degree must have W's dtype");
+  require(indptr.ndim() == 1 && indices.ndim() == 1 && data.ndim() == 1 && degree.ndim() == 1,
+          "graph arrays must be 1-D");
+  require((indptr.flags() & indices.flags() & data.flags() & degree.flags() & py::array::c_style) != 0,
+          "graph arrays must be contiguous");
+  require(indptr.shape(0) == rows + 1 && degree.shape(0) == rows, "the graph must be n_samples x n_samples");
+  require(lam >= 0.0, "graph_reg must be >= 0");
+  nmf::Graph<T, std::int64_t> g;
+  g.S.rows = rows;
+  g.S.cols = rows;
+  g.S.indptr = static_cast<const std::int64_t*>(indptr.data());
+  g.S.indices = static_cast<const std::int64_t*>(indices.data());
+  g.S.data = static_cast<const T*>(data.data());
+  require(indices.shape(0) >= g.S.nnz() && data.shape(0) >= g.S.nnz(), "graph indices/data are shorter than indptr says");
+  g.S.validate();
+  g.degree = static_cast<const T*>(degree.data());
+  g.lam = lam;
+  return g;
+}
+
+template <typename T>
+void graph_update(py::array W, const py::array& A, const py::array& G, const py::array& indptr,
+                  const py::array& indices, const py::array& data, const py::array& degree, const std::string& solver,
+                  double l1, double l2, double lam, int sweeps, int n_threads) {
+  require(W.ndim() == 2, "W must be 2-D");
+  const index_t rows = W.shape(0), k = W.shape(1);
+  T* w = mutable_ptr<T>(W, "W", rows, k);
+  const T* a = const_ptr<T>(A, "A", rows, k);
+  const T* g = const_ptr<T>(G, "G", k, k);
+  const auto graph = graph_view<T>(indptr, indices, data, degree, rows, lam);
+  const nmf::Solver s = solver_from(solver);
+  require(s != nmf::Solver::Anls, "the graph-regularized update supports solver 'hals' or 'mu'");
+  require(sweeps >= 1, "sweeps must be >= 1");
+  require(l1 >= 0 && l2 >= 0, "penalties must be >= 0");
+  py::gil_scoped_release release;
+  if (s == nmf::Solver::Hals)
+    nmf::graph_update_rows_hals(w, a, g, rows, k, nmf::Penalty{l1, l2}, graph, sweeps, n_threads);
+  else
+    nmf::graph_update_rows_mu(w, a, g, rows, k, nmf::Penalty{l1, l2}, graph, n_threads);
+}
+
+template <typename T>
+double graph_trace_of(const py::array& W, const py::array& indptr, const py::array& indices, const py::array& data,
+                      const py::array& degree, int n_threads) {
+  require(W.ndim() == 2, "W must be 2-D");
+  const index_t rows = W.shape(0), k = W.shape(1);
+  const T* w = const_ptr<T>(W, "W", rows, k);
+  const auto graph = graph_view<T>(indptr, indices, data, degree, rows, 0.0);
+  py::gil_scoped_release release;
+  return nmf::graph_trace(w, rows, k, graph.S, graph.degree, n_threads);
+}
+
+template <typename T>
+double entry_weights(const py::array& X, const py::array& W, const py::array& Ht, double sigma2, py::array M,
+                     int n_threads) {
+  require(X.ndim() == 2 && W.ndim() == 2, "X and W must be 2-D");
+  const index_t m = X.shape(0), n = X.shape(1), k = W.shape(1);
+  const T* x = const_ptr<T>(X, "X", m, n);
+  const T* w = const_ptr<T>(W, "W", m, k);
+  const T* h = const_ptr<T>(Ht, "H^T", n, k);
+  T* out = mutable_ptr<T>(M, "M", m, n);
+  require(sigma2 > 0.0 && std::isfinite(sigma2), "sigma must be a positive finite number");
+  py::gil_scoped_release release;
+  return nmf::correntropy_entry_weights(x, m, n, w, h, k, sigma2, out, n_threads);
+}
+
+template <typename T>
+void scaled_update(py::array Y, const py::array& A, const py::array& G, const py::array& scale,
+                   const std::string& solver, double l1, double l2, int sweeps, int n_threads) {
+  require(Y.ndim() == 2, "Y must be 2-D");
+  const index_t rows = Y.shape(0), k = Y.shape(1);
+  T* y = mutable_ptr<T>(Y, "Y", rows, k);
+  const T* a = const_ptr<T>(A, "A", rows, k);
+  const T* g = const_ptr<T>(G, "G", k, k);
+  require<TypeMismatch>(same_dtype<T>(scale), "scale must have Y's dtype");
+  require(scale.ndim() == 1 && scale.shape(0) == rows && (scale.flags() & py::array::c_style) != 0,
+          "scale must be a contiguous vector with one entry per row of Y");
+  const T* s = static_cast<const T*>(scale.data());
+  require(sweeps >= 1, "sweeps must be >= 1");
+  require(l1 >= 0 && l2 >= 0, "penalties must be >= 0");
+  const nmf::Solver sol = solver_from(solver);
+  py::gil_scoped_release release;
+  nmf::update_rows_scaled(y, a, g, s, rows, k, nmf::Penalty{l1, l2}, sol, sweeps, n_threads);
+}
+
+}  // namespace
+
 void register_nmf(py::module_& m) {
   m.def(
       "nmf_fit",
@@ -435,6 +535,53 @@ void register_nmf(py::module_& m) {
       py::arg("Y"), py::arg("A"), py::arg("G"), py::arg("solver"), py::arg("l1"), py::arg("l2"), py::arg("sweeps"),
       py::arg("early_stop"), py::arg("n_threads"),
       "One half-step in place: rows of Y minimise 0.5 y'Gy - a'y + l1 sum(y) + 0.5 l2 |y|^2, y >= 0.");
+
+  m.def(
+      "nmf_graph_update_rows",
+      [](py::array W, const py::array& A, const py::array& G, const py::array& indptr, const py::array& indices,
+         const py::array& data, const py::array& degree, const std::string& solver, double l1, double l2, double lam,
+         int sweeps, int n_threads) {
+        by_dtype(
+            W,
+            [&] { graph_update<float>(W, A, G, indptr, indices, data, degree, solver, l1, l2, lam, sweeps, n_threads); },
+            [&] {
+              graph_update<double>(W, A, G, indptr, indices, data, degree, solver, l1, l2, lam, sweeps, n_threads);
+            });
+      },
+      py::arg("W"), py::arg("A"), py::arg("G"), py::arg("indptr"), py::arg("indices"), py::arg("data"),
+      py::arg("degree"), py::arg("solver"), py::arg("l1"), py::arg("l2"), py::arg("lam"), py::arg("sweeps"),
+      py::arg("n_threads"),
+      "Graph-regularized W half-step in place (HALS sweeps or one MU step) with the affinity S in CSR form.");
+  m.def(
+      "nmf_graph_trace",
+      [](const py::array& W, const py::array& indptr, const py::array& indices, const py::array& data,
+         const py::array& degree, int n_threads) {
+        return by_dtype(
+            W, [&] { return graph_trace_of<float>(W, indptr, indices, data, degree, n_threads); },
+            [&] { return graph_trace_of<double>(W, indptr, indices, data, degree, n_threads); });
+      },
+      py::arg("W"), py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("degree"), py::arg("n_threads"),
+      "tr(W^T L W) with L = diag(degree) - S.");
+  m.def(
+      "nmf_correntropy_entry_weights",
+      [](const py::array& X, const py::array& W, const py::array& Ht, double sigma2, py::array M, int n_threads) {
+        return by_dtype(
+            W, [&] { return entry_weights<float>(X, W, Ht, sigma2, M, n_threads); },
+            [&] { return entry_weights<double>(X, W, Ht, sigma2, M, n_threads); });
+      },
+      py::arg("X"), py::arg("W"), py::arg("Ht"), py::arg("sigma2"), py::arg("M"), py::arg("n_threads"),
+      "M = exp(-(X - W Ht^T)^2 / (2 sigma2)) in place (dense C-ordered X); returns sum sigma2 (1 - M).");
+  m.def(
+      "nmf_update_rows_scaled",
+      [](py::array Y, const py::array& A, const py::array& G, const py::array& scale, const std::string& solver,
+         double l1, double l2, int sweeps, int n_threads) {
+        by_dtype(
+            Y, [&] { scaled_update<float>(Y, A, G, scale, solver, l1, l2, sweeps, n_threads); },
+            [&] { scaled_update<double>(Y, A, G, scale, solver, l1, l2, sweeps, n_threads); });
+      },
+      py::arg("Y"), py::arg("A"), py::arg("G"), py::arg("scale"), py::arg("solver"), py::arg("l1"), py::arg("l2"),
+      py::arg("sweeps"), py::arg("n_threads"),
+      "Rows of Y minimise s_r (0.5 y'Gy - a'y) + l1 sum(y) + 0.5 l2 |y|^2, y >= 0, in place.");
 }
 
 }  // namespace bindings

@@ -46,6 +46,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
+from . import _nmf_research
+from ._nmf_research import grid_graph
 from ._validation import (
     check_array,
     check_choice,
@@ -96,7 +98,7 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
         pass
 
 
-__all__ = ["NMF", "randomized_svd", "ConvergenceWarning", "NotFittedError"]
+__all__ = ["NMF", "randomized_svd", "grid_graph", "ConvergenceWarning", "NotFittedError"]
 
 _SOLVERS = ("hals", "mu", "anls")
 _INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
@@ -293,14 +295,50 @@ class NMF(_NamesMixin, _Transformer, _Base):
         ``loss_history_`` then holds the objective of the best pair so far.
         "auto": on for "hals" and "anls" on complete data, off for "mu" (a
         multiplicative update cannot leave the zeros that the projection
-        creates) and with missing values. False gives the plain iterates of
-        textbook HALS / ANLS.
+        creates), with missing values, and with the graph, robust and
+        sum-to-one models (their own loops). False gives the plain iterates
+        of textbook HALS / ANLS.
+    graph_reg : float >= 0
+        Graph (Laplacian) regularization of W, GNMF / structured sparse NMF:
+        adds ``0.5 * graph_reg * n_features * tr(W^T L W)``
+        ``= graph_reg * n_features / 4 * sum_ij S_ij |w_i - w_j|^2`` to the
+        objective; scaled by n_features like ``alpha_W``, so the two compare
+        directly. With ``alpha_W`` and ``l1_ratio > 0`` this is SS-NMF
+        (graph + lasso on the abundances). Solvers "hals" and "mu".
+    graph : None, "knn" or (n_samples, n_samples) array / sparse matrix
+        The sample affinity S (nonnegative; symmetrised as (S + S^T)/2, its
+        diagonal ignored). "knn": a symmetric k-NN graph over the rows of X
+        by exact search (``rankfold.knn``), dense X only.
+    graph_n_neighbors : int
+        Neighbours per sample for ``graph="knn"``.
+    graph_weights : {"heat", "binary"}
+        k-NN edge weights: ``exp(-|x_i - x_j|^2 / t)`` with t the mean
+        squared distance over the k-NN pairs, or 1.
+    robust : None or "correntropy"
+        Correntropy loss fitted by half-quadratic optimisation (iteratively
+        re-weighted NMF): bands (or entries) with large residuals get weights
+        near 0. ``band_weights_`` and ``sigma_`` hold the final weights and
+        kernel width.
+    sigma : float > 0 or None
+        Kernel width (in units of a band's residual norm, or of an entry's
+        residual with ``robust_weights="entry"``). None: from the current
+        residuals at every iteration, ``sigma^2 = mean(r^2) / 2``.
+    robust_weights : {"band", "entry"}
+        One weight per feature (band, the paper's model; dense or sparse X)
+        or per entry (dense X).
+    abundance_sum_to_one : bool
+        Every row of W on the probability simplex, held exactly (projected
+        gradient W half-step with an exact simplex projection; see
+        ``rankfold._nmf_research``). Incompatible with an L1 penalty on W.
+        ``transform`` solves new rows on the simplex too.
 
     Attributes
     ----------
     components_ : (n_components, n_features) H.
     n_components_, n_iter_, reconstruction_err_ (``||X - W H||_F``),
     loss_history_ (objective after each iteration), n_features_in_.
+    graph_ (the affinity used, with graph_reg > 0), band_weights_ and sigma_
+    (robust="correntropy"; entry_weights_ with robust_weights="entry").
     """
 
     def __init__(
@@ -322,6 +360,14 @@ class NMF(_NamesMixin, _Transformer, _Base):
         inner_sweeps: Any = "auto",
         missing_values: Any = None,
         extrapolate: Any = "auto",
+        graph_reg: float = 0.0,
+        graph: Any = None,
+        graph_n_neighbors: int = 10,
+        graph_weights: str = "heat",
+        robust: Optional[str] = None,
+        sigma: Optional[float] = None,
+        robust_weights: str = "band",
+        abundance_sum_to_one: bool = False,
     ) -> None:
         self.n_components = n_components
         self.init = init
@@ -339,6 +385,14 @@ class NMF(_NamesMixin, _Transformer, _Base):
         self.inner_sweeps = inner_sweeps
         self.missing_values = missing_values
         self.extrapolate = extrapolate
+        self.graph_reg = graph_reg
+        self.graph = graph
+        self.graph_n_neighbors = graph_n_neighbors
+        self.graph_weights = graph_weights
+        self.robust = robust
+        self.sigma = sigma
+        self.robust_weights = robust_weights
+        self.abundance_sum_to_one = abundance_sum_to_one
 
     # -- scikit-learn tags
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
@@ -392,6 +446,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         if not (isinstance(self.inner_sweeps, str) and self.inner_sweeps == "auto"):
             check_int(self.inner_sweeps, "inner_sweeps", low=1, high=10000)
         self._extrapolate()
+        _nmf_research.check_params(self)
 
     def _extrapolate(self) -> bool:
         ex = self.extrapolate
@@ -438,6 +493,8 @@ class NMF(_NamesMixin, _Transformer, _Base):
                 f"init={init!r} needs n_components <= min(n_samples, n_features) = {min(m, n)}, got {k}; "
                 f"use init='random'"
             )
+        if _nmf_research.active(self):  # graph_reg, robust, abundance_sum_to_one
+            return _nmf_research.fit(self, X, weights, init, k, W, H, threads, seed)
         if weights is not None:
             return self._fit_masked(X, weights, init, k, W, H, threads, seed)
         spec = _spec(X)
@@ -574,6 +631,8 @@ class NMF(_NamesMixin, _Transformer, _Base):
                 f"X has {n} features, but {type(self).__name__} is expecting {self.n_features_in_} "
                 f"features as input")
         threads = check_n_threads(self.n_threads)
+        if _nmf_research.needs_transform(self):
+            return _nmf_research.transform(self, X, threads)
         l1W, l2W, _, _ = self._penalties(m, n)
         Ht = np.ascontiguousarray(self.components_.T)
         W = np.zeros((m, self.components_.shape[0]), dtype=X.dtype)

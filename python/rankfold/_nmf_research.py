@@ -1,0 +1,490 @@
+"""NMF methods from the hyperspectral unmixing literature, driven from Python.
+
+Called by ``rankfold.NMF`` when ``graph_reg > 0``, ``robust="correntropy"``
+or ``abundance_sum_to_one=True``. The outer loop runs here on the C++ step
+kernels (``nmf_products``, ``nmf_gram``, ``nmf_update_rows``); the parts whose
+inner loop must be fast are C++ of their own (``nmf/graph.hpp``,
+``nmf/robust.hpp``). Orientation is scikit-learn's: X is samples x features,
+so for a hyperspectral scene the rows are pixels, W holds the abundances and
+``components_`` the endmember spectra.
+
+Objective (with ``l1W, l2W, l1H, l2H`` scikit-learn's scaled elastic-net terms)::
+
+    fit(X, W H) + l1W |W|_1 + l2W/2 |W|^2 + l1H |H|_1 + l2H/2 |H|^2
+      + (graph_reg * n_features / 2) tr(W^T L W)
+
+* Graph regularization (GNMF, Cai et al. 2011; with the lasso on W the
+  structured sparse NMF of Zhu et al. 2014). ``L = D - S`` for the symmetric
+  sample affinity ``S``; ``tr(W^T L W) = 1/2 sum_ij S_ij |w_i - w_j|^2``. A
+  nonsymmetric S is replaced by ``(S + S^T) / 2`` (the penalty is the same)
+  and its diagonal is dropped (self-loops do not change L). The weight is
+  ``graph_reg * n_features``: the same scaling as ``alpha_W``, so a value
+  tuned on one band subset keeps its meaning on another, and ``graph_reg``
+  compares directly with ``alpha_W``.
+* Correntropy (Wang, Pan, Xiang & Zhu): the fit term is
+  ``sum_b sigma^2 (1 - exp(-|x_b - W h_b|^2 / (2 sigma^2)))`` over bands
+  (``robust_weights="band"``, columns of X) or the same over single entries
+  (``"entry"``), minimised by half-quadratic optimisation: every iteration
+  sets the weights ``exp(-r^2 / (2 sigma^2))`` from the current residuals and
+  runs one weighted NMF iteration. ``sigma=None`` takes
+  ``sigma^2 = mean(r^2) / 2`` of the current residuals at every iteration
+  (r = band residual norms, or entries), so a typical band has weight
+  ``exp(-1)`` and one whose residual is 10 times the mean ``exp(-10)``.
+* Sum-to-one abundances: every row of W on the probability simplex, held
+  exactly (the W half-step is projected gradient with the exact Euclidean
+  projection onto the simplex), not by the augmented-row trick, whose weight
+  trades a loose constraint against an ill-conditioned problem that slows
+  HALS down. Rows sum to 1 to rounding (1e-12 in float64, 1e-5 in float32).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _core
+from ._validation import check_array, check_choice, check_float, check_int
+
+_ROBUST = ("correntropy",)
+_ROBUST_WEIGHTS = ("band", "entry")
+_GRAPH_WEIGHTS = ("heat", "binary")
+# sigma=None: sigma^2 = SIGMA_SCALE * mean(r^2) of the current residuals (r: band residual
+# norms or entries), so a typical band has weight exp(-1).
+SIGMA_SCALE = 0.5
+
+
+def active(est: Any) -> bool:
+    """Whether the estimator's parameters ask for one of the methods here."""
+    return bool(est.graph_reg) or est.robust is not None or bool(est.abundance_sum_to_one)
+
+
+def check_params(est: Any) -> None:
+    """Parameter checks that need no data (called from NMF._check_params)."""
+    graph_reg = check_float(est.graph_reg, "graph_reg", low=0.0)
+    if isinstance(est.graph, str):
+        check_choice(est.graph, "graph", ("knn",))
+    elif est.graph is not None and not (sp.issparse(est.graph) or hasattr(est.graph, "shape")):
+        raise TypeError(f"graph must be None, 'knn' or a sparse/dense n_samples x n_samples matrix, "
+                        f"got {type(est.graph).__name__}")
+    check_int(est.graph_n_neighbors, "graph_n_neighbors", low=1)
+    check_choice(est.graph_weights, "graph_weights", _GRAPH_WEIGHTS)
+    if est.robust is not None:
+        check_choice(est.robust, "robust", _ROBUST)
+    if est.sigma is not None:
+        check_float(est.sigma, "sigma", low=0.0)
+        if not est.sigma > 0:
+            raise ValueError(f"sigma must be > 0 (or None to set it from the residuals), got {est.sigma!r}")
+    check_choice(est.robust_weights, "robust_weights", _ROBUST_WEIGHTS)
+    if not isinstance(est.abundance_sum_to_one, (bool, np.bool_)):
+        raise TypeError(f"abundance_sum_to_one must be a bool, got {type(est.abundance_sum_to_one).__name__}")
+    if not active(est):
+        return
+    if graph_reg > 0 and est.graph is None:
+        raise ValueError("graph_reg > 0 needs graph= (a sparse n_samples x n_samples affinity or 'knn')")
+    if graph_reg > 0 and est.solver == "anls":
+        raise ValueError("graph_reg > 0 works with solver='hals' or 'mu' (the graph couples the rows of W, "
+                         "which ANLS solves one by one)")
+    entry = est.robust is not None and est.robust_weights == "entry"
+    if entry and (graph_reg > 0 or est.abundance_sum_to_one):
+        raise ValueError("robust_weights='entry' cannot be combined with graph_reg > 0 or "
+                         "abundance_sum_to_one=True in this version; use robust_weights='band'")
+    if est.abundance_sum_to_one:
+        alpha_W = check_float(est.alpha_W, "alpha_W", low=0.0)
+        l1_ratio = check_float(est.l1_ratio, "l1_ratio", low=0.0, high=1.0)
+        if alpha_W * l1_ratio > 0:
+            raise ValueError("abundance_sum_to_one=True is incompatible with an L1 penalty on W "
+                             "(alpha_W > 0 with l1_ratio > 0): on the simplex |w|_1 = 1, the penalty does nothing")
+    if est.missing_values is not None:
+        raise ValueError("graph_reg, robust and abundance_sum_to_one do not support missing values "
+                         "(missing_values must be None)")
+
+
+# ---------------------------------------------------------------- graphs
+
+def knn_graph(X: np.ndarray, n_neighbors: int, weights: str, n_threads: int) -> sp.csr_matrix:
+    """Symmetric k-NN affinity over the rows of X (exact search, squared L2).
+
+    Heat-kernel weights ``exp(-d^2 / t)`` with ``t`` the mean squared distance
+    over all k-NN pairs, or 1 ("binary"); i ~ j when either is among the
+    other's neighbours (the larger weight kept).
+    """
+    from .ann import knn
+
+    m = X.shape[0]
+    nn = min(n_neighbors, m - 1)
+    if nn < 1:
+        raise ValueError("graph='knn' needs at least 2 samples")
+    ids, dist = knn(X, X, k=nn + 1, metric="l2", n_threads=n_threads)
+    rows = np.repeat(np.arange(m), nn + 1)
+    ids = ids.ravel()
+    dist = np.maximum(dist.ravel().astype(np.float64), 0.0)
+    keep = (ids != rows) & (ids >= 0)
+    rows, ids, dist = rows[keep], ids[keep], dist[keep]
+    # At most nn neighbours per row: the self match normally comes first, but
+    # duplicates can push it out of the list.
+    order = np.lexsort((dist, rows))
+    rows, ids, dist = rows[order], ids[order], dist[order]
+    first = np.searchsorted(rows, rows)
+    rank = np.arange(rows.size) - first
+    keep = rank < nn
+    rows, ids, dist = rows[keep], ids[keep], dist[keep]
+    if weights == "heat":
+        t = float(dist.mean()) if dist.size else 1.0
+        vals = np.exp(-dist / t) if t > 0 else np.ones_like(dist)
+    else:
+        vals = np.ones_like(dist)
+    S = sp.csr_matrix((vals, (rows, ids)), shape=(m, m))
+    return S.maximum(S.T).tocsr()
+
+
+def grid_graph(X: np.ndarray, shape: Tuple[int, int], order: str = "F") -> sp.csr_matrix:
+    """8-neighbour pixel-grid affinity for an image whose pixels are the rows of X.
+
+    ``shape = (lines, columns)``; ``order`` says how pixels were flattened
+    ("F": column-major, MATLAB's; "C": row-major). Edge weights are heat
+    kernels of the spectral distance, ``exp(-|x_i - x_j|^2 / t)`` with t the
+    mean over the edges: spatial neighbours of similar spectra count most
+    (the spatial graph of structured sparse unmixing).
+    """
+    lines, cols = shape
+    if lines * cols != X.shape[0]:
+        raise ValueError(f"shape {shape} does not match the {X.shape[0]} rows of X")
+    idx = np.arange(lines * cols).reshape(lines, cols, order=order)
+    src, dst = [], []
+    for di, dj in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        a = idx[0:lines - di, max(0, -dj):cols - max(0, dj)]
+        b = idx[di:lines, max(0, dj):cols - max(0, -dj) if dj < 0 else cols][:, :a.shape[1]]
+        src.append(a.ravel())
+        dst.append(b.ravel())
+    r, c = np.concatenate(src), np.concatenate(dst)
+    Xd = np.asarray(X, dtype=np.float64)
+    d2 = np.einsum("ij,ij->i", Xd[r] - Xd[c], Xd[r] - Xd[c])
+    t = float(d2.mean()) if d2.size and d2.mean() > 0 else 1.0
+    S = sp.csr_matrix((np.exp(-d2 / t), (r, c)), shape=(X.shape[0], X.shape[0]))
+    return (S + S.T).tocsr()
+
+
+def affinity(est: Any, X: Any, threads: int) -> sp.csr_matrix:
+    """The validated affinity: CSR float64, symmetric, zero diagonal, nonnegative."""
+    m = X.shape[0]
+    g = est.graph
+    if isinstance(g, str):
+        if sp.issparse(X):
+            raise ValueError("graph='knn' needs a dense X; pass a precomputed sparse affinity as graph= instead")
+        return knn_graph(X, int(est.graph_n_neighbors), est.graph_weights, threads)
+    if sp.issparse(g):
+        S = g.tocsr().astype(np.float64)
+        data = S.data
+    else:
+        S = None
+        data = check_array(g, "graph", dtype=np.float64, order=None)
+    if (S.shape if S is not None else data.shape) != (m, m):
+        shape = S.shape if S is not None else data.shape
+        raise ValueError(f"graph must be n_samples x n_samples = {(m, m)}, got {tuple(shape)}")
+    if not np.all(np.isfinite(data)):
+        raise ValueError("graph contains NaN or infinity")
+    if (data < 0).any():
+        raise ValueError("graph contains negative weights; an affinity must be nonnegative")
+    if S is None:
+        S = sp.csr_matrix(data)
+    S = ((S + S.T) * 0.5).tocsr()
+    S.setdiag(0)
+    S.eliminate_zeros()
+    S.sort_indices()
+    return S
+
+
+# ---------------------------------------------------------------- small pieces
+
+def _auto_sweeps(pass_cost: float, rows: int, k: int, extra: float = 0.0) -> int:
+    """HALS sweeps per half-step, the engine's rule (Gillis & Glineur's rho, alpha = 0.5).
+
+    ``extra``: further cost of one sweep (the graph's sparse product S W).
+    """
+    rho = 1.0 + pass_cost / (rows * (k + 1.0) + extra)
+    return int(np.clip(1.0 + 0.5 * rho, 1.0, 100.0))
+
+
+def _pen(Y: np.ndarray, l1: float, l2: float) -> float:
+    if l1 == 0.0 and l2 == 0.0:
+        return 0.0
+    Yd = Y.astype(np.float64, copy=False)
+    return l1 * float(Yd.sum()) + 0.5 * l2 * float(np.vdot(Yd, Yd))
+
+
+def project_simplex(V: np.ndarray) -> np.ndarray:
+    """Euclidean projection of every row of V onto {w >= 0, sum(w) = 1} (sort-based, exact)."""
+    k = V.shape[1]
+    U = -np.sort(-V, axis=1)
+    css = np.cumsum(U, axis=1) - 1.0
+    ind = np.arange(1, k + 1, dtype=V.dtype)
+    cond = U - css / ind > 0
+    rho = k - 1 - np.argmax(cond[:, ::-1], axis=1)
+    theta = css[np.arange(V.shape[0]), rho] / (rho + 1)
+    return np.maximum(V - theta[:, None], 0).astype(V.dtype, copy=False)
+
+
+class _GraphArgs:
+    """The affinity in the form the C++ kernels take, in the factors' dtype."""
+
+    def __init__(self, S: sp.csr_matrix, lam: float, dtype: Any) -> None:
+        self.S = S
+        self.lam = lam
+        self.indptr = np.ascontiguousarray(S.indptr, dtype=np.int64)
+        self.indices = np.ascontiguousarray(S.indices, dtype=np.int64)
+        self.data = np.ascontiguousarray(S.data, dtype=dtype)
+        self.degree = np.ascontiguousarray(np.asarray(S.sum(axis=1)).ravel(), dtype=dtype)
+        self.max_degree = float(self.degree.max()) if self.degree.size else 0.0
+
+    def trace(self, W: np.ndarray, threads: int) -> float:
+        return float(_core.nmf_graph_trace(W, self.indptr, self.indices, self.data, self.degree, threads))
+
+    def laplacian_times(self, W: np.ndarray) -> np.ndarray:
+        return (self.degree[:, None] * W - (self.S @ W)).astype(W.dtype, copy=False)
+
+
+def simplex_rows(W: np.ndarray, A: np.ndarray, G: np.ndarray, l2: float, graph: Optional[_GraphArgs],
+                 steps: int) -> None:
+    """W half-step on the simplex, in place: projected gradient, step 1/Lipschitz.
+
+    Minimises 0.5 w'Gw - a'w + 0.5 l2 |w|^2 per row (+ the graph term), every
+    iterate exactly feasible; the objective decreases at every step.
+    """
+    Gd = G.astype(np.float64)
+    lip = float(np.linalg.eigvalsh(Gd).max()) + l2
+    if graph is not None:
+        lip += graph.lam * 2.0 * graph.max_degree  # |L| <= 2 max degree
+    if not lip > 0:
+        return
+    step = W.dtype.type(1.0 / lip)
+    for _ in range(steps):
+        grad = W @ G - A
+        if l2:
+            grad += W.dtype.type(l2) * W
+        if graph is not None and graph.lam:
+            grad += W.dtype.type(graph.lam) * graph.laplacian_times(W)
+        W[...] = project_simplex(W - step * grad)
+
+
+# ---------------------------------------------------------------- fit
+
+def fit(est: Any, X: Any, weights: Any, init: str, k: int, W: Any, H: Any, threads: int, seed: int) -> np.ndarray:
+    """The fit for the research options; sets est's attributes and returns W."""
+    from .nmf import _initialize, _spec
+
+    if weights is not None:
+        raise ValueError("graph_reg, robust and abundance_sum_to_one do not support missing values or mask=")
+    m, n = X.shape
+    spec = _spec(X)
+    total, sqnorm = _core.nmf_sums(spec, np.empty((1, 1), X.dtype), threads)
+    if sqnorm == 0.0:
+        raise ValueError("X is all zeros; there is nothing to factorize")
+    if init == "custom":
+        Wf, Ht = est._custom_start(X, W, H, k)
+    else:
+        Wf, Ht = _initialize(X, k, init, seed, threads, total / (m * n))
+    l1W, l2W, l1H, l2H = est._penalties(m, n)
+    solver = est.solver
+    auto = est.inner_sweeps == "auto"
+    pass_cost = float(m) * n if not sp.issparse(X) else float(X.nnz)
+    sweeps_W = _auto_sweeps(pass_cost, m, k) if auto else int(est.inner_sweeps)
+    sweeps_H = _auto_sweeps(pass_cost, n, k) if auto else int(est.inner_sweeps)
+    stop = 0.1 if auto else 0.0
+    simplex_steps = max(sweeps_W, 10) if auto else int(est.inner_sweeps)
+
+    graph = None
+    if est.graph_reg > 0:
+        S = affinity(est, X, threads)
+        graph = _GraphArgs(S, float(est.graph_reg) * n, X.dtype)
+        est.graph_ = S
+        if auto:
+            sweeps_W = _auto_sweeps(pass_cost, m, k, extra=float(S.nnz) * k)
+    if est.abundance_sum_to_one:
+        s = Wf.sum(axis=1, keepdims=True)
+        Wf[...] = np.where(s > 0, Wf / np.where(s > 0, s, 1), Wf.dtype.type(1.0 / k))
+
+    robust = est.robust is not None
+    if robust and est.robust_weights == "entry":
+        return _fit_entry(est, X, Wf, Ht, l1W, l2W, l1H, l2H, threads)
+
+    # Squared norms of X's columns (the bands), for the per-band residuals.
+    if sp.issparse(X):
+        col_sq = np.asarray(X.multiply(X).sum(axis=0, dtype=np.float64)).ravel()
+    else:
+        col_sq = np.einsum("ij,ij->j", X, X, dtype=np.float64)
+    xx = float(col_sq.sum())
+    fixed_sigma2 = None if est.sigma is None else float(est.sigma) ** 2
+
+    def band_residuals(B: np.ndarray, GW: np.ndarray) -> np.ndarray:
+        Hd = Ht.astype(np.float64)
+        e = col_sq - 2.0 * np.einsum("ij,ij->i", B.astype(np.float64), Hd) + np.einsum(
+            "ij,jk,ik->i", Hd, GW.astype(np.float64), Hd)
+        return np.maximum(e, 0.0)
+
+    def band_weights(e: np.ndarray) -> Tuple[np.ndarray, float]:
+        sigma2 = fixed_sigma2 if fixed_sigma2 is not None else SIGMA_SCALE * float(e.mean())
+        if not sigma2 > 0:  # an exact fit: every band fits, all weights 1
+            return np.ones_like(e), 1.0
+        return np.exp(-e / (2.0 * sigma2)), sigma2
+
+    omega = None
+    sigma2 = 1.0
+    if robust:
+        B = _core.nmf_products(spec, Wf, True, threads)
+        omega, sigma2 = band_weights(band_residuals(B, _core.nmf_gram(Wf, threads)))
+
+    hook = est._hook()
+    losses = []
+    prev = np.inf
+    converged = False
+    n_iter = 0
+    tol = float(est.tol)
+    for it in range(1, int(est.max_iter) + 1):
+        # W half-step: A = X diag(omega) H^T, G = H diag(omega) H^T.
+        if omega is None:
+            A = _core.nmf_products(spec, Ht, False, threads)
+            G = _core.nmf_gram(Ht, threads)
+        else:
+            om = omega.astype(X.dtype)
+            A = _core.nmf_products(spec, np.ascontiguousarray(Ht * om[:, None]), False, threads)
+            G = _core.nmf_gram(np.ascontiguousarray(Ht * np.sqrt(om)[:, None]), threads)
+        if est.abundance_sum_to_one:
+            simplex_rows(Wf, A, G, l2W, graph, simplex_steps)
+        elif graph is not None:
+            _core.nmf_graph_update_rows(Wf, A, G, graph.indptr, graph.indices, graph.data, graph.degree, solver,
+                                        l1W, l2W, graph.lam, sweeps_W, threads)
+        else:
+            _core.nmf_update_rows(Wf, A, G, solver, l1W, l2W, sweeps_W, stop, threads)
+        # H half-step: the band weights scale each row's fit term, not its penalty.
+        B = _core.nmf_products(spec, Wf, True, threads)
+        GW = _core.nmf_gram(Wf, threads)
+        if omega is not None and (l1H > 0 or l2H > 0):
+            _core.nmf_update_rows_scaled(Ht, B, GW, np.ascontiguousarray(omega, dtype=X.dtype), solver, l1H, l2H,
+                                         sweeps_H, threads)
+        else:
+            _core.nmf_update_rows(Ht, B, GW, solver, l1H, l2H, sweeps_H, stop, threads)
+        # Objective at the new iterate.
+        penalty = _pen(Wf, l1W, l2W) + _pen(Ht, l1H, l2H)
+        if graph is not None:
+            penalty += 0.5 * graph.lam * graph.trace(Wf, threads)
+        if robust:
+            e = band_residuals(B, GW)
+            omega, sigma2 = band_weights(e)
+            loss = float(np.sum(sigma2 * (1.0 - omega))) + penalty
+        else:
+            GH = _core.nmf_gram(Ht, threads)
+            cross = float(np.vdot(B.astype(np.float64), Ht.astype(np.float64)))
+            quad = float(np.vdot(GW.astype(np.float64), GH.astype(np.float64)))
+            loss = 0.5 * max(0.0, xx - 2.0 * cross + quad) + penalty
+        losses.append(loss)
+        n_iter = it
+        if hook is not None and not hook(it, loss):
+            break
+        if tol > 0 and np.isfinite(prev) and abs(prev - loss) <= tol * prev:
+            converged = True
+            break
+        prev = loss
+    _set_robust_attributes(est, omega, sigma2, robust)
+    est._finish(n_iter, converged, losses, Wf, Ht, n)
+    est.reconstruction_err_ = float(np.sqrt(max(_core.nmf_residual(spec, Wf, Ht, threads), 0.0)))
+    return Wf
+
+
+def _set_robust_attributes(est: Any, omega: Optional[np.ndarray], sigma2: float, robust: bool) -> None:
+    if robust:
+        est.band_weights_ = None if omega is None else np.asarray(omega, dtype=np.float64)
+        est.sigma_ = float(np.sqrt(sigma2))
+
+
+def _fit_entry(est: Any, X: Any, Wf: np.ndarray, Ht: np.ndarray, l1W: float, l2W: float, l1H: float, l2H: float,
+               threads: int) -> np.ndarray:
+    """Correntropy with a weight per entry: half-quadratic steps on the weighted (masked) engine."""
+    if sp.issparse(X):
+        raise ValueError("robust_weights='entry' needs a dense X (a weight for every entry); "
+                         "use robust_weights='band' for sparse X")
+    from .nmf import _spec
+
+    m, n = X.shape
+    Xc = np.ascontiguousarray(X)
+    Xt = np.ascontiguousarray(Xc.T)
+    M = np.empty_like(Xc)
+    spec = _spec(Xc)
+    fixed = None if est.sigma is None else float(est.sigma) ** 2
+    sweeps = 0 if est.inner_sweeps == "auto" else int(est.inner_sweeps)
+
+    def reweight() -> Tuple[float, float]:
+        sigma2 = fixed
+        if sigma2 is None:
+            sigma2 = 0.5 * max(_core.nmf_residual(spec, Wf, Ht, threads), 0.0) / (m * n)
+            if not sigma2 > 0:
+                sigma2 = 1.0
+        loss = _core.nmf_correntropy_entry_weights(Xc, Wf, Ht, sigma2, M, threads)
+        return sigma2, float(loss)
+
+    sigma2, _ = reweight()
+    hook = est._hook()
+    losses = []
+    prev = np.inf
+    converged = False
+    n_iter = 0
+    tol = float(est.tol)
+    for it in range(1, int(est.max_iter) + 1):
+        _core.nmf_fit_masked(Xc, M, Xt, np.ascontiguousarray(M.T), Wf, Ht, est.solver, 1, 0.0, l1W, l2W, l1H, l2H,
+                             sweeps, threads, None)
+        sigma2, fit_loss = reweight()
+        loss = fit_loss + _pen(Wf, l1W, l2W) + _pen(Ht, l1H, l2H)
+        losses.append(loss)
+        n_iter = it
+        if hook is not None and not hook(it, loss):
+            break
+        if tol > 0 and np.isfinite(prev) and abs(prev - loss) <= tol * prev:
+            converged = True
+            break
+        prev = loss
+    est.entry_weights_ = M
+    est.band_weights_ = None
+    est.sigma_ = float(np.sqrt(sigma2))
+    est._finish(n_iter, converged, losses, Wf, Ht, n)
+    est.reconstruction_err_ = float(np.sqrt(max(_core.nmf_residual(spec, Wf, Ht, threads), 0.0)))
+    return Wf
+
+
+# ---------------------------------------------------------------- transform
+
+def needs_transform(est: Any) -> bool:
+    # est.robust is checked too: band_weights_ of an earlier robust fit outlive a refit without it.
+    band = est.robust is not None and getattr(est, "band_weights_", None) is not None
+    return bool(est.abundance_sum_to_one) or band
+
+
+def transform(est: Any, X: Any, threads: int) -> np.ndarray:
+    """W for new data with H fixed, under the fitted model's constraints and band weights.
+
+    The graph term is left out (new samples are not in the graph); with
+    sum-to-one each row is solved on the simplex, else by exact NNLS.
+    """
+    from .nmf import _spec
+
+    m, n = X.shape
+    spec = _spec(X)
+    Ht = np.ascontiguousarray(est.components_.T)
+    omega = getattr(est, "band_weights_", None) if est.robust is not None else None
+    if omega is not None:
+        om = omega.astype(X.dtype)
+        Hs = np.ascontiguousarray(Ht * om[:, None])
+        A = _core.nmf_products(spec, Hs, False, threads)
+        G = _core.nmf_gram(np.ascontiguousarray(Ht * np.sqrt(om)[:, None]), threads)
+    else:
+        A = _core.nmf_products(spec, Ht, False, threads)
+        G = _core.nmf_gram(Ht, threads)
+    l1W, l2W, _, _ = est._penalties(m, n)
+    k = Ht.shape[1]
+    if est.abundance_sum_to_one:
+        W = np.full((m, k), 1.0 / k, dtype=X.dtype)
+        simplex_rows(W, A, G, l2W, None, 500)
+        return W
+    W = np.zeros((m, k), dtype=X.dtype)
+    _core.nmf_update_rows(W, A, G, "anls", l1W, l2W, 1, 0.0, threads)
+    return W

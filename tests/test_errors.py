@@ -611,3 +611,74 @@ def test_text_bad_input():
         text.npmi_coherence(np.ones((2, 5)), X)
     with pytest.raises(ValueError, match="n must be"):
         text.top_words(np.ones((1, 3)), ["a", "b", "c"], n=0)
+
+
+# ---------------------------------------------------------------- NMFk
+@pytest.mark.parametrize("params, exc, match", [
+    ({"k_range": []}, ValueError, "k_range is empty"),
+    ({"k_range": range(5, 2)}, ValueError, "k_range is empty"),
+    ({"k_range": 5}, TypeError, "k_range must be an iterable"),
+    ({"k_range": [2, "3"]}, TypeError, "k_range"),
+    ({"k_range": [0, 2]}, ValueError, "k_range values must be >= 1"),
+    ({"k_range": [2, 2.5]}, TypeError, "k_range"),
+    ({"n_perturbations": 1}, ValueError, "n_perturbations must be >= 2"),
+    ({"n_perturbations": 2.0}, TypeError, "n_perturbations"),
+    ({"eps": -0.1}, ValueError, "eps"),
+    ({"eps": float("nan")}, ValueError, "eps"),
+    ({"perturbation": "gauss"}, ValueError, "perturbation"),
+    ({"method": "elbow"}, ValueError, "method"),
+    ({"silhouette_threshold": 1.5}, ValueError, "silhouette_threshold"),
+    ({"significance": 0.0}, ValueError, "significance"),
+    ({"significance": 1.0}, ValueError, "significance"),
+    ({"holdout_fraction": 0.0}, ValueError, "holdout_fraction"),
+    ({"holdout_fraction": 0.7}, ValueError, "holdout_fraction"),
+    ({"cluster": "H"}, ValueError, "cluster"),
+    ({"solver": "lbfgs"}, ValueError, "solver"),
+    ({"init": "custom"}, ValueError, "custom"),
+    ({"max_iter": 0}, ValueError, "max_iter"),
+    ({"tol": -1.0}, ValueError, "tol"),
+    ({"nmf_params": {"random_state": 3}}, ValueError, "nmf_params must not set random_state"),
+    ({"nmf_params": [("tol", 1)]}, TypeError, "nmf_params"),
+    ({"n_threads": 0}, ValueError, "n_threads"),
+    ({"random_state": "seed"}, TypeError, "random_state"),
+])
+def test_nmfk_bad_parameters(params, exc, match):
+    X = np.random.default_rng(0).random((20, 10))
+    kw = {"k_range": range(2, 4), "n_perturbations": 2, "max_iter": 20}
+    kw.update(params)
+    with pytest.raises(exc, match=match):
+        rankfold.NMFk(**kw).fit(X)
+
+
+def test_nmfk_bad_data():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = rng.random((20, 10))
+    small = {"n_perturbations": 2, "max_iter": 20}
+    with pytest.raises(ValueError, match="above min\\(n_samples, n_features\\) = 10"):
+        rankfold.NMFk(range(2, 12), **small).fit(X)
+    with pytest.raises(ValueError, match="negative"):
+        rankfold.NMFk(range(2, 4), **small).fit(-X)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        rankfold.NMFk(range(2, 4), **small).fit(bad)
+    with pytest.raises(ValueError, match="all zeros"):
+        rankfold.NMFk(range(1, 3), **small).fit(np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="dense"):
+        rankfold.NMFk(range(2, 4), method="cv", **small).fit(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match="2-D"):
+        rankfold.NMFk(range(1, 3), **small).fit(X[0])
+    with pytest.raises(TypeError):
+        rankfold.NMFk(range(1, 3), **small).fit("X")
+    model = rankfold.NMFk(range(1, 3), **small)
+    with pytest.raises(rankfold.nmf.NotFittedError):
+        model.transform(X)
+    with pytest.raises(rankfold.nmf.NotFittedError):
+        model.plot()
+    model.fit(X)
+    with pytest.raises(ValueError, match="features"):
+        model.transform(X[:, :5])
+    with pytest.raises(ValueError, match="invalid parameter"):
+        model.set_params(n_components=3)

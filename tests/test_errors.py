@@ -682,3 +682,42 @@ def test_nmfk_bad_data():
         model.transform(X[:, :5])
     with pytest.raises(ValueError, match="invalid parameter"):
         model.set_params(n_components=3)
+
+
+# ---------------------------------------------------------------- SeNMF
+def test_senmf_bad_input():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = rng.random((20, 8)) * (rng.random((20, 8)) < 0.5)
+    with pytest.raises(ValueError, match="n_components"):
+        rankfold.SeNMF(0).fit(X)
+    with pytest.raises(ValueError, match="semantic_weight"):
+        rankfold.SeNMF(2, semantic_weight=-1.0).fit(X)
+    with pytest.raises(ValueError, match="semantic_weight"):
+        rankfold.SeNMF(2, semantic_weight=float("inf")).fit(X)
+    with pytest.raises(TypeError, match="scale_cooccurrence"):
+        rankfold.SeNMF(2, scale_cooccurrence="yes").fit(X)
+    with pytest.raises(ValueError, match="n_words x n_words"):
+        rankfold.SeNMF(2).fit(X, cooccurrence=np.ones((7, 7)))
+    with pytest.raises(ValueError, match="negative"):
+        rankfold.SeNMF(2).fit(X, cooccurrence=-np.ones((8, 8)))
+    with pytest.raises(ValueError, match="all zeros"):
+        rankfold.SeNMF(2).fit(X, cooccurrence=sp.csr_matrix((8, 8)))
+    with pytest.raises(ValueError, match="negative"):
+        rankfold.SeNMF(2).fit(-X)
+    with pytest.raises(ValueError, match="solver"):
+        rankfold.SeNMF(2, solver="cd").fit(X)
+    with pytest.raises(ValueError, match="context"):
+        rankfold.SeNMF(2, init="custom").fit(X, W=rng.random((20, 2)), H=rng.random((2, 8)))
+    with pytest.raises(ValueError, match="context must have shape"):
+        rankfold.SeNMF(2, init="custom").fit(X, W=rng.random((20, 2)), H=rng.random((2, 8)),
+                                             context=rng.random((8, 3)))
+    model = rankfold.SeNMF(2, max_iter=20, tol=0)
+    with pytest.raises(rankfold.nmf.NotFittedError):
+        model.transform(X)
+    model.fit(X)
+    with pytest.raises(ValueError, match="features"):
+        model.transform(X[:, :4])
+    with pytest.raises(ValueError, match="components"):
+        model.top_words(["a", "b"])

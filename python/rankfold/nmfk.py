@@ -109,10 +109,12 @@ class NMFk:
         Which factor's columns are aligned and scored.
     solver, init, max_iter, tol, alpha_W, alpha_H, l1_ratio, inner_sweeps :
         Passed to every :class:`rankfold.NMF` fit. ``init=None`` means
-        "nndsvda" (an SVD-based start of the run's perturbed X: it finds the
-        best factorization far more often than random starts, so instability
-        comes from the rank and not from bad local minima) and "random" with
-        ``method="cv"`` (the SVD starts need a complete X).
+        "random": each run starts from its own random point, so the
+        silhouettes measure the stability under both the perturbation and
+        the start (on text, an SVD start makes nearly every k look stable).
+        "nndsvda" (an SVD start from each run's perturbed X; not with
+        ``method="cv"``) probes the perturbation only and avoids bad local
+        minima on data of exact low rank with weak components.
     nmf_params : dict or None
         Further :class:`rankfold.NMF` parameters for every fit.
     random_state : int, numpy.random.Generator or None
@@ -221,9 +223,7 @@ class NMFk:
         bad = [key for key in extra if key in _RESERVED]
         if bad:
             raise ValueError(f"nmf_params must not set {', '.join(bad)}; NMFk sets them per run")
-        init = self.init
-        if init is None:  # SVD-based starts where X is complete; the holdout needs random starts
-            init = "random" if p["method"] == "cv" else "nndsvda"
+        init = "random" if self.init is None else self.init
         nmf_kw = dict(solver=self.solver, init=init, max_iter=self.max_iter, tol=self.tol,
                       alpha_W=self.alpha_W, alpha_H=self.alpha_H, l1_ratio=self.l1_ratio,
                       inner_sweeps=self.inner_sweeps)

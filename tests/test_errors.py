@@ -635,6 +635,7 @@ def test_text_bad_input():
     ({"cluster": "H"}, ValueError, "cluster"),
     ({"solver": "lbfgs"}, ValueError, "solver"),
     ({"init": "custom"}, ValueError, "custom"),
+    ({"method": "cv", "init": "nndsvda"}, ValueError, "init='random'"),
     ({"max_iter": 0}, ValueError, "max_iter"),
     ({"tol": -1.0}, ValueError, "tol"),
     ({"nmf_params": {"random_state": 3}}, ValueError, "nmf_params must not set random_state"),

@@ -230,6 +230,9 @@ class NMFk:
         nmf_kw.update(extra)
         if nmf_kw.get("init") == "custom":
             raise ValueError("init='custom' is not possible in NMFk: every run starts from its own random point")
+        if p["method"] == "cv" and nmf_kw.get("init") != "random":
+            raise ValueError(f"method='cv' fits with held-out entries, which needs init='random' (or None), "
+                             f"got init={nmf_kw.get('init')!r}")
         probe = NMF(n_components=1, **nmf_kw)
         try:
             probe._check_params()  # the NMF estimator's own checks of the passed-through parameters
@@ -275,9 +278,12 @@ class NMFk:
                 for t in tasks:
                     work(t)
             else:
-                with ThreadPoolExecutor(max_workers=workers) as pool:
+                pool = ThreadPoolExecutor(max_workers=workers)
+                try:
                     for fut in [pool.submit(work, t) for t in tasks]:
                         fut.result()
+                finally:  # on an error, runs not yet started are dropped
+                    pool.shutdown(wait=True, cancel_futures=True)
 
         self._score(X, ks, runs, results, p)
         # Runs above the true rank often crawl to max_iter; only the chosen rank's runs matter.

@@ -198,3 +198,6 @@ def test_params_roundtrip():
     model.set_params(eps=0.05)
     assert model.eps == 0.05
     assert isinstance(rankfold.NMFk(), NMFk)
+    sklearn_base = pytest.importorskip("sklearn.base")
+    copy = sklearn_base.clone(model)
+    assert copy.get_params() == model.get_params() and "NMFk(" in repr(copy)

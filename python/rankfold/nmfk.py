@@ -48,7 +48,7 @@ import scipy.sparse as sp
 from . import _core
 from ._nmfk import align_columns, cluster_silhouettes, perturb
 from ._validation import check_choice, check_float, check_int, check_n_threads, check_random_state
-from .nmf import NMF, ConvergenceWarning, NotFittedError, _check_X, _spec
+from .nmf import NMF, ConvergenceWarning, NotFittedError, _Base, _check_X, _spec
 
 __all__ = ["NMFk"]
 
@@ -82,7 +82,7 @@ def _check_k_range(k_range: Any) -> np.ndarray:
     return np.unique(np.asarray(ks, dtype=np.int64))
 
 
-class NMFk:
+class NMFk(_Base):
     """NMF with the rank chosen automatically (NMFk).
 
     Parameters
@@ -186,21 +186,6 @@ class NMFk:
         self.nmf_params = nmf_params
         self.random_state = random_state
         self.n_threads = n_threads
-
-    # scikit-learn style parameter access (no scikit-learn dependency)
-    def get_params(self, deep: bool = True) -> Dict[str, Any]:
-        import inspect
-
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names}
-
-    def set_params(self, **params: Any) -> "NMFk":
-        valid = self.get_params()
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"invalid parameter {key!r} for NMFk")
-            setattr(self, key, value)
-        return self
 
     # ------------------------------------------------------------ validation
     def _check_params(self) -> Dict[str, Any]:

@@ -116,7 +116,8 @@ def main() -> None:
     print(f"scikit-learn probe (20 cd iterations, k=6): {probe}; using {sk_threads} BLAS thread(s)")
     sk_time, sk_err, sk_sil = sklearn_nmfk(X, ks, runs, min(args.sk_runs, runs), sk_threads)
     extrapolated = args.sk_runs < runs
-    print(f"scikit-learn loop: {sk_time:.1f} s{' (extrapolated from %d runs per k)' % args.sk_runs if extrapolated else ''}")
+    note = f" (extrapolated from {args.sk_runs} runs per k)" if extrapolated else ""
+    print(f"scikit-learn loop: {sk_time:.1f} s{note}")
 
     rows = []
     for row in s:

@@ -60,6 +60,8 @@ def test_bbc_stable_number_of_topics(tmp_path):
     ari = sklearn.adjusted_rand_score(labels, model.W_.argmax(axis=1))
     print(f"BBC NMFk topics vs sections: adjusted Rand index {ari:.3f}")
     assert ari > 0.7
+    topics = {w for words in text.top_words(model.components_, vocab, 10) for w in words}
+    assert {"film", "election", "economy"} <= topics
     try:
         import matplotlib
     except ImportError:

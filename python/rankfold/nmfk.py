@@ -130,6 +130,7 @@ class NMFk(_Base):
         ``p_value`` (rank test against the previous accepted k, NaN if not
         tested), ``converged`` (runs that reached ``tol`` before ``max_iter``),
         ``stable``, ``accepted``.
+    k_values_ : the candidate ranks, sorted (the rows of ``scores_``).
     errors_ : (n_k, n_perturbations) per-run relative errors.
     silhouettes_ : dict k -> per-cluster silhouettes.
     n_components_ : the chosen rank.

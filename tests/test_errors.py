@@ -722,3 +722,11 @@ def test_senmf_bad_input():
         model.transform(X[:, :4])
     with pytest.raises(ValueError, match="components"):
         model.top_words(["a", "b"])
+    from rankfold.senmf import semantic_stack
+
+    with pytest.raises(ValueError, match="semantic_weight"):
+        semantic_stack(X, semantic_weight=-1)
+    with pytest.raises(TypeError, match="scale_cooccurrence"):
+        semantic_stack(X, scale_cooccurrence=None)
+    with pytest.raises(ValueError, match="n_words x n_words"):
+        semantic_stack(X, cooccurrence=np.ones((3, 3)))

@@ -8,7 +8,8 @@ import pytest
 import scipy.sparse as sp
 from conftest import data_path
 
-from rankfold import NMF, SeNMF, text
+from rankfold import NMF, NMFk, SeNMF, text
+from rankfold.senmf import semantic_stack
 
 
 def textbook_joint_mu(X, M, W, T, C, lam, iters):
@@ -83,6 +84,33 @@ def test_default_cooccurrence_is_ppmi_and_sparse_equals_dense(rng):
     c = SeNMF(3, random_state=0, max_iter=100, tol=0, init="random").fit(X)
     d = SeNMF(3, random_state=0, max_iter=100, tol=0, init="random").fit(Xs)
     np.testing.assert_allclose(c.components_, d.components_, rtol=1e-8, atol=1e-10)
+
+
+def topic_corpus(rng, docs=150, words=45, topics=3, length=40):
+    """Word counts of documents mixing a few topics with mostly separate words, row-normalised."""
+    T = 0.02 + np.kron(np.eye(topics), np.ones(words // topics)) * rng.random((topics, words))
+    T /= T.sum(axis=1, keepdims=True)
+    theta = rng.dirichlet(0.2 * np.ones(topics), size=docs)
+    counts = rng.poisson(length * theta @ T).astype(float)
+    return sp.csr_matrix(counts / np.maximum(np.linalg.norm(counts, axis=1, keepdims=True), 1e-12))
+
+
+def test_semantic_stack_and_senmfk():
+    X = topic_corpus(np.random.default_rng(1))
+    Z = semantic_stack(X, semantic_weight=0.5)
+    M = text.ppmi_cooccurrence(X)
+    s = sp.linalg.norm(X) / sp.linalg.norm(M)
+    np.testing.assert_allclose(Z[:150].toarray(), X.toarray())
+    np.testing.assert_allclose(Z[150:].toarray(), np.sqrt(0.5) * s * M.toarray(), rtol=1e-12)
+    a = SeNMF(3, semantic_weight=0.5, random_state=0, max_iter=60, tol=0).fit(X)
+    b = NMF(3, random_state=0, max_iter=60, tol=0).fit(Z)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    # SeNMFk: NMFk on the stacked matrix chooses the number of topics.
+    model = NMFk(range(2, 6), n_perturbations=4, max_iter=300, random_state=0, n_threads=2).fit(Z)
+    assert model.n_components_ == 3
+    assert model.scores_["silhouette_min"][1] > 0.95 and (model.scores_["silhouette_min"][2:] < 0.5).all()
+    with pytest.raises(ValueError, match="semantic_weight"):
+        semantic_stack(X, semantic_weight=0)
 
 
 def test_zero_weight_is_plain_nmf(rng):

@@ -37,7 +37,7 @@ from . import _core, text
 from ._validation import check_array, check_float, check_int, check_n_threads, check_sparse
 from .nmf import NMF, NotFittedError, _Base, _check_X, _NamesMixin, _spec, _Transformer
 
-__all__ = ["SeNMF"]
+__all__ = ["SeNMF", "semantic_stack"]
 
 
 class SeNMF(_NamesMixin, _Transformer, _Base):
@@ -116,19 +116,6 @@ class SeNMF(_NamesMixin, _Transformer, _Base):
                    l1_ratio=self.l1_ratio, verbose=self.verbose, n_threads=self.n_threads,
                    inner_sweeps=self.inner_sweeps)
 
-    def _cooccurrence(self, X: Any, M: Any) -> Any:
-        n = X.shape[1]
-        if M is None:
-            return text.ppmi_cooccurrence(X if sp.issparse(X) else sp.csr_matrix(X)).astype(X.dtype)
-        if sp.issparse(M):
-            M = check_sparse(M, "cooccurrence", dtype=X.dtype, nonnegative=True)
-        else:
-            M = check_array(M, "cooccurrence", dtype=X.dtype, nonnegative=True)
-        if M.shape != (n, n):
-            raise ValueError(f"cooccurrence must be n_words x n_words = {(n, n)} (X has {n} columns), "
-                             f"got {M.shape}")
-        return M
-
     # -- fitting
     def fit(self, X: Any, y: Any = None, cooccurrence: Any = None, W: Any = None, H: Any = None,
             context: Any = None) -> "SeNMF":
@@ -147,13 +134,8 @@ class SeNMF(_NamesMixin, _Transformer, _Base):
         inner._check_params()  # the NMF parameters, before any work on the data
         X = _check_X(X)
         m, n = X.shape
-        M = self._cooccurrence(X, cooccurrence)
-        x_norm = float(sp.linalg.norm(X)) if sp.issparse(X) else float(np.linalg.norm(X))
-        m_norm = float(sp.linalg.norm(M)) if sp.issparse(M) else float(np.linalg.norm(M))
-        if lam > 0 and m_norm == 0.0:
-            raise ValueError("the co-occurrence matrix is all zeros (no two words share a document); "
-                             "use semantic_weight=0 or give a cooccurrence matrix")
-        scale = x_norm / m_norm if (self.scale_cooccurrence and m_norm > 0) else 1.0
+        M = _cooccurrence(X, cooccurrence)
+        scale = _scale(X, M, lam, bool(self.scale_cooccurrence))
         factor = float(np.sqrt(lam) * scale)
         custom = self.init == "custom" or W is not None or H is not None or context is not None
         if custom and (self.init not in ("custom", None) or W is None or H is None or (lam > 0 and context is None)):
@@ -162,11 +144,7 @@ class SeNMF(_NamesMixin, _Transformer, _Base):
             Wd = inner.fit_transform(X, W=W, H=H) if custom else inner.fit_transform(X)
             C = np.zeros((n, inner.components_.shape[0]), dtype=X.dtype)
         else:
-            bottom = factor * M
-            if sp.issparse(X) or sp.issparse(M):
-                Z = sp.vstack([sp.csr_matrix(X), sp.csr_matrix(bottom)], format="csr").astype(X.dtype)
-            else:
-                Z = np.vstack([X, bottom]).astype(X.dtype, copy=False)
+            Z = _stack(X, M, factor)
             if custom:
                 Cs = check_array(context, "context", dtype=X.dtype, nonnegative=True)
                 if Cs.shape != (n, k):
@@ -226,6 +204,55 @@ class SeNMF(_NamesMixin, _Transformer, _Base):
     @property
     def _n_features_out(self) -> int:
         return int(self.components_.shape[0])
+
+
+def _cooccurrence(X: Any, M: Any) -> Any:
+    """The validated co-occurrence matrix of X's words (PPMI of X when M is None)."""
+    n = X.shape[1]
+    if M is None:
+        return text.ppmi_cooccurrence(X if sp.issparse(X) else sp.csr_matrix(X)).astype(X.dtype)
+    if sp.issparse(M):
+        M = check_sparse(M, "cooccurrence", dtype=X.dtype, nonnegative=True)
+    else:
+        M = check_array(M, "cooccurrence", dtype=X.dtype, nonnegative=True)
+    if M.shape != (n, n):
+        raise ValueError(f"cooccurrence must be n_words x n_words = {(n, n)} (X has {n} columns), "
+                         f"got {M.shape}")
+    return M
+
+
+def _scale(X: Any, M: Any, lam: float, rescale: bool) -> float:
+    """s = ||X||_F / ||M||_F (or 1 without rescaling)."""
+    x_norm = float(sp.linalg.norm(X)) if sp.issparse(X) else float(np.linalg.norm(X))
+    m_norm = float(sp.linalg.norm(M)) if sp.issparse(M) else float(np.linalg.norm(M))
+    if lam > 0 and m_norm == 0.0:
+        raise ValueError("the co-occurrence matrix is all zeros (no two words share a document); "
+                         "use semantic_weight=0 or give a cooccurrence matrix")
+    return x_norm / m_norm if (rescale and m_norm > 0) else 1.0
+
+
+def _stack(X: Any, M: Any, factor: float) -> Any:
+    """[X; factor M]: CSR if either part is sparse (nothing is densified), else dense."""
+    bottom = factor * M
+    if sp.issparse(X) or sp.issparse(M):
+        return sp.vstack([sp.csr_matrix(X), sp.csr_matrix(bottom)], format="csr").astype(X.dtype)
+    return np.vstack([X, bottom]).astype(X.dtype, copy=False)
+
+
+def semantic_stack(X: Any, cooccurrence: Any = None, semantic_weight: float = 1.0,
+                   scale_cooccurrence: bool = True) -> Any:
+    """The stacked matrix ``[X; sqrt(semantic_weight) s M]`` that SeNMF factors.
+
+    Its first ``X.shape[0]`` rows are the documents. Any NMF of it is a
+    semantic NMF: ``NMFk(...).fit(semantic_stack(X))`` chooses the number of
+    topics of SeNMF (SeNMFk), with ``components_`` the topics.
+    """
+    lam = check_float(semantic_weight, "semantic_weight", low=0.0, low_inclusive=False)
+    if not isinstance(scale_cooccurrence, (bool, np.bool_)):
+        raise TypeError(f"scale_cooccurrence must be True or False, got {scale_cooccurrence!r}")
+    X = _check_X(X)
+    M = _cooccurrence(X, cooccurrence)
+    return _stack(X, M, float(np.sqrt(lam) * _scale(X, M, lam, bool(scale_cooccurrence))))
 
 
 def _canonical(M: Any) -> Any:

@@ -714,6 +714,9 @@ def test_senmf_bad_input():
     with pytest.raises(ValueError, match="context must have shape"):
         rankfold.SeNMF(2, init="custom").fit(X, W=rng.random((20, 2)), H=rng.random((2, 8)),
                                              context=rng.random((8, 3)))
+    with pytest.raises(ValueError, match="W must have shape"):
+        rankfold.SeNMF(2, init="custom").fit(X, W=rng.random((20, 3)), H=rng.random((2, 8)),
+                                             context=rng.random((8, 2)))
     model = rankfold.SeNMF(2, max_iter=20, tol=0)
     with pytest.raises(rankfold.nmf.NotFittedError):
         model.transform(X)

@@ -150,7 +150,7 @@ class SeNMF(_NamesMixin, _Transformer, _Base):
                 if Cs.shape != (n, k):
                     raise ValueError(f"context must have shape (n_words, n_components) = {(n, k)}, got {Cs.shape}")
                 W0 = check_array(W, "W", dtype=X.dtype, nonnegative=True)
-                if W0.shape[0] != m:
+                if W0.shape != (m, k):
                     raise ValueError(f"W must have shape (n_documents, n_components) = {(m, k)}, got {W0.shape}")
                 Wz = inner.fit_transform(Z, W=np.vstack([W0, factor * Cs]), H=H)
             else:

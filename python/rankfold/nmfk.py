@@ -15,7 +15,9 @@ those runs, and asks two questions per k:
 
 The chosen rank is the largest k whose minimum silhouette reaches
 ``silhouette_threshold`` and whose errors are significantly lower than those
-of the previous accepted k (the first stable k is accepted without a test).
+of the previous accepted k (the first stable k is accepted without a test;
+unstable ks in between are skipped). If no k is stable, NMFk warns and takes
+the k with the highest minimum silhouette.
 
 ``method="cv"`` instead holds out a random fraction of the entries in every
 run (the NMF engine's missing-value solvers fit the rest) and picks the k with

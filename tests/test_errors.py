@@ -687,3 +687,123 @@ def test_nmf_research_core_rejects_misuse(rng):
         _core.nmf_correntropy_entry_weights(np.ones((5, 3)), W, np.ones((3, 2)), 0.0, np.ones((5, 3)), 1)
     with pytest.raises(ValueError, match="scale"):
         _core.nmf_update_rows_scaled(W, np.ones((5, 2)), np.eye(2), np.ones(4), "hals", 0.0, 0.0, 1, 1)
+# ---------------------------------------------------------------- NMFk
+@pytest.mark.parametrize("params, exc, match", [
+    ({"k_range": []}, ValueError, "k_range is empty"),
+    ({"k_range": range(5, 2)}, ValueError, "k_range is empty"),
+    ({"k_range": 5}, TypeError, "k_range must be an iterable"),
+    ({"k_range": [2, "3"]}, TypeError, "k_range"),
+    ({"k_range": [0, 2]}, ValueError, "k_range values must be >= 1"),
+    ({"k_range": [2, 2.5]}, TypeError, "k_range"),
+    ({"n_perturbations": 1}, ValueError, "n_perturbations must be >= 2"),
+    ({"n_perturbations": 2.0}, TypeError, "n_perturbations"),
+    ({"eps": -0.1}, ValueError, "eps"),
+    ({"eps": float("nan")}, ValueError, "eps"),
+    ({"perturbation": "gauss"}, ValueError, "perturbation"),
+    ({"method": "elbow"}, ValueError, "method"),
+    ({"silhouette_threshold": 1.5}, ValueError, "silhouette_threshold"),
+    ({"significance": 0.0}, ValueError, "significance"),
+    ({"significance": 1.0}, ValueError, "significance"),
+    ({"holdout_fraction": 0.0}, ValueError, "holdout_fraction"),
+    ({"holdout_fraction": 0.7}, ValueError, "holdout_fraction"),
+    ({"cluster": "H"}, ValueError, "cluster"),
+    ({"solver": "lbfgs"}, ValueError, "solver"),
+    ({"init": "custom"}, ValueError, "custom"),
+    ({"method": "cv", "init": "nndsvda"}, ValueError, "init='random'"),
+    ({"max_iter": 0}, ValueError, "max_iter"),
+    ({"tol": -1.0}, ValueError, "tol"),
+    ({"nmf_params": {"random_state": 3}}, ValueError, "nmf_params must not set random_state"),
+    ({"nmf_params": [("tol", 1)]}, TypeError, "nmf_params"),
+    ({"n_threads": 0}, ValueError, "n_threads"),
+    ({"random_state": "seed"}, TypeError, "random_state"),
+])
+def test_nmfk_bad_parameters(params, exc, match):
+    X = np.random.default_rng(0).random((20, 10))
+    kw = {"k_range": range(2, 4), "n_perturbations": 2, "max_iter": 20}
+    kw.update(params)
+    with pytest.raises(exc, match=match):
+        rankfold.NMFk(**kw).fit(X)
+
+
+def test_nmfk_bad_data():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = rng.random((20, 10))
+    small = {"n_perturbations": 2, "max_iter": 20}
+    with pytest.raises(ValueError, match="above min\\(n_samples, n_features\\) = 10"):
+        rankfold.NMFk(range(2, 12), **small).fit(X)
+    with pytest.raises(ValueError, match="negative"):
+        rankfold.NMFk(range(2, 4), **small).fit(-X)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        rankfold.NMFk(range(2, 4), **small).fit(bad)
+    with pytest.raises(ValueError, match="all zeros"):
+        rankfold.NMFk(range(1, 3), **small).fit(np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="dense"):
+        rankfold.NMFk(range(2, 4), method="cv", **small).fit(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match="2-D"):
+        rankfold.NMFk(range(1, 3), **small).fit(X[0])
+    with pytest.raises(TypeError):
+        rankfold.NMFk(range(1, 3), **small).fit("X")
+    model = rankfold.NMFk(range(1, 3), **small)
+    with pytest.raises(rankfold.nmf.NotFittedError):
+        model.transform(X)
+    with pytest.raises(rankfold.nmf.NotFittedError):
+        model.plot()
+    model.fit(X)
+    with pytest.raises(ValueError, match="features"):
+        model.transform(X[:, :5])
+    with pytest.raises(ValueError, match="(?i)invalid parameter"):
+        model.set_params(n_components=3)
+
+
+# ---------------------------------------------------------------- SeNMF
+def test_senmf_bad_input():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = rng.random((20, 8)) * (rng.random((20, 8)) < 0.5)
+    with pytest.raises(ValueError, match="n_components"):
+        rankfold.SeNMF(0).fit(X)
+    with pytest.raises(ValueError, match="semantic_weight"):
+        rankfold.SeNMF(2, semantic_weight=-1.0).fit(X)
+    with pytest.raises(ValueError, match="semantic_weight"):
+        rankfold.SeNMF(2, semantic_weight=float("inf")).fit(X)
+    with pytest.raises(TypeError, match="scale_cooccurrence"):
+        rankfold.SeNMF(2, scale_cooccurrence="yes").fit(X)
+    with pytest.raises(ValueError, match="n_words x n_words"):
+        rankfold.SeNMF(2).fit(X, cooccurrence=np.ones((7, 7)))
+    with pytest.raises(ValueError, match="negative"):
+        rankfold.SeNMF(2).fit(X, cooccurrence=-np.ones((8, 8)))
+    with pytest.raises(ValueError, match="all zeros"):
+        rankfold.SeNMF(2).fit(X, cooccurrence=sp.csr_matrix((8, 8)))
+    with pytest.raises(ValueError, match="negative"):
+        rankfold.SeNMF(2).fit(-X)
+    with pytest.raises(ValueError, match="solver"):
+        rankfold.SeNMF(2, solver="cd").fit(X)
+    with pytest.raises(ValueError, match="context"):
+        rankfold.SeNMF(2, init="custom").fit(X, W=rng.random((20, 2)), H=rng.random((2, 8)))
+    with pytest.raises(ValueError, match="context must have shape"):
+        rankfold.SeNMF(2, init="custom").fit(X, W=rng.random((20, 2)), H=rng.random((2, 8)),
+                                             context=rng.random((8, 3)))
+    with pytest.raises(ValueError, match="W must have shape"):
+        rankfold.SeNMF(2, init="custom").fit(X, W=rng.random((20, 3)), H=rng.random((2, 8)),
+                                             context=rng.random((8, 2)))
+    model = rankfold.SeNMF(2, max_iter=20, tol=0)
+    with pytest.raises(rankfold.nmf.NotFittedError):
+        model.transform(X)
+    model.fit(X)
+    with pytest.raises(ValueError, match="features"):
+        model.transform(X[:, :4])
+    with pytest.raises(ValueError, match="components"):
+        model.top_words(["a", "b"])
+    from rankfold.senmf import semantic_stack
+
+    with pytest.raises(ValueError, match="semantic_weight"):
+        semantic_stack(X, semantic_weight=-1)
+    with pytest.raises(TypeError, match="scale_cooccurrence"):
+        semantic_stack(X, scale_cooccurrence=None)
+    with pytest.raises(ValueError, match="n_words x n_words"):
+        semantic_stack(X, cooccurrence=np.ones((3, 3)))

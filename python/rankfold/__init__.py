@@ -13,9 +13,11 @@ from ._core import __version__
 from .ann import ExactIndex, HNSWIndex, knn
 from .completion import ALS
 from .nmf import NMF, randomized_svd
+from .nmfk import NMFk
+from .senmf import SeNMF
 from .utils import topk
 
-__all__ = ["__version__", "ExactIndex", "HNSWIndex", "knn", "ALS", "NMF", "randomized_svd", "topk",
+__all__ = ["__version__", "ExactIndex", "HNSWIndex", "knn", "ALS", "NMF", "NMFk", "SeNMF", "randomized_svd", "topk",
            "get_include", "get_cmake_dir", "show_config"]
 
 

@@ -184,13 +184,21 @@ class ShardedIndex:
         blocks = X.to_delayed().ravel()
         offsets = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
         new_shards = []
+        load = self._worker_load(client)
         for i, block in enumerate(blocks):
             if X.chunks[0][i] == 0:
                 continue
-            block_future = client.compute(block)
+            # Balance the vectors held per worker (an index cannot spill to disk):
+            # each shard prefers the worker holding the fewest rows so far.
+            where: Dict[str, Any] = {}
+            if load:
+                target = min(load, key=lambda w: load[w])
+                load[target] += int(X.chunks[0][i])
+                where = {"workers": [target], "allow_other_workers": True}
+            block_future = client.compute(block, **where)
             new_shards.append(client.submit(
                 _build_shard, block_future, id_array[offsets[i]:offsets[i + 1]], self.kind, self.dim,
-                self.metric, self.index_params, self.n_threads, pure=False))
+                self.metric, self.index_params, self.n_threads, pure=False, **where))
             self._sizes.append(int(X.chunks[0][i]))
         # Surface build errors (bad values in a block) here, not at search time.
         errors = [f.exception() for f in new_shards]
@@ -222,6 +230,17 @@ class ShardedIndex:
                    for shard, where in zip(self._shards, self._placements())]
         results = client.gather(futures)
         return merge_topk([r[0] for r in results], [r[1] for r in results], k)
+
+    def _worker_load(self, client: Client) -> Dict[str, int]:
+        """Rows of the existing shards held by each live worker."""
+        load = {w: 0 for w in client.scheduler_info().get("workers", {})}
+        if self._shards and load:
+            who = client.who_has(self._shards)
+            for shard, size in zip(self._shards, self._sizes):
+                for w in who.get(shard.key, ())[:1]:
+                    if w in load:
+                        load[w] += size
+        return load
 
     def _placements(self) -> List[Dict[str, Any]]:
         """Where each shard's task should run: on the worker holding the shard
@@ -700,27 +719,31 @@ class NMF(_nmf.NMF):
                step: Dict[str, Any], wt: Optional[int]) -> Tuple[List[Any], tuple]:
         """One W half-step on the workers and the reduced partial sums. A block
         of W lost with a worker is re-solved against the current H."""
-        for attempt in range(4):
-            ht = client.scatter(Ht.copy(), broadcast=True, hash=False)
-            results = self._map(client, _nmf_sweep_block, blocks, [(w, ht, GH, step, wt) for w in Wb])
-            new_W = [client.submit(_first, r, pure=False) for r in results]
-            total = _tree_sum(client, [client.submit(_second, r, pure=False) for r in results])
+        attempts = 4
+        for attempt in range(attempts):
             try:
+                ht = client.scatter(Ht.copy(), hash=False)  # fetched by the other workers on demand
+                results = self._map(client, _nmf_sweep_block, blocks, [(w, ht, GH, step, wt) for w in Wb])
+                new_W = [client.submit(_first, r, pure=False) for r in results]
+                total = _tree_sum(client, [client.submit(_second, r, pure=False) for r in results])
                 return new_W, client.gather(total)
             except Exception as exc:
+                from distributed.scheduler import KilledWorker
+
                 lost = [i for i, w in enumerate(Wb) if w is not None and w.status in _LOST]
-                if not lost:
-                    if _worker_lost(exc):
-                        raise RuntimeError(f"a Dask worker was lost during the NMF fit and the iteration could not "
-                                           f"be recovered: {type(exc).__name__}: {exc}") from exc
-                    raise
-                if attempt == 3:
-                    raise RuntimeError("Dask workers kept failing during the NMF fit; W blocks were lost "
-                                       f"{attempt + 1} times: {type(exc).__name__}: {exc}") from exc
+                if isinstance(exc, KilledWorker):
+                    raise RuntimeError(f"a task of the NMF fit killed {exc.args[1] if len(exc.args) > 1 else 'a'} "
+                                       f"Dask worker(s) repeatedly ({exc}); the fit was stopped") from exc
+                if not lost and not _worker_lost(exc):
+                    raise  # an error of the data or the kernels: not retried
+                if attempt == attempts - 1:
+                    raise RuntimeError(f"Dask workers kept failing during the NMF fit ({attempts} attempts at one "
+                                       f"iteration): {type(exc).__name__}: {exc}") from exc
                 Wb = [None if i in lost else w for i, w in enumerate(Wb)]
                 if self.verbose:
-                    print(f"dask NMF: {len(lost)} block(s) of W lost with a worker; re-solving them against H",
-                          flush=True)
+                    print(f"dask NMF: a worker was lost ({type(exc).__name__}); {len(lost)} block(s) of W re-solved "
+                          f"against H, iteration retried", flush=True)
+                time.sleep(0.5 * (attempt + 1))  # let the scheduler notice the lost worker
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _start(self, client: Client, blocks: List[Any], rows: List[int], n: int, init: str, k: int, W: Any, H: Any,
@@ -897,4 +920,4 @@ def _worker_lost(exc: BaseException) -> bool:
 
     from distributed.scheduler import KilledWorker
 
-    return isinstance(exc, (KilledWorker, CancelledError)) or "lost" in str(exc).lower()
+    return isinstance(exc, (KilledWorker, CancelledError, OSError)) or "lost" in str(exc).lower()

@@ -377,3 +377,50 @@ def test_dask_nmf_out_of_core(disk_stack):
     np.testing.assert_allclose(model.components_, single.components_, rtol=2e-3, atol=1e-4)
     np.testing.assert_allclose(model.loss_history_, single.loss_history_, rtol=1e-3)
     np.testing.assert_allclose(W_rows, W_single[400_000:400_100], rtol=2e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("feedback,biases,dense_chunks", [("implicit", False, False), ("explicit", True, False),
+                                                          ("implicit", False, True)])
+def test_dask_als_from_a_dask_array(client, feedback, biases, dense_chunks):
+    """Ratings that never sit on the client: user blocks built on the workers,
+    item blocks by a shuffle; the factors equal rankfold.ALS's."""
+    import scipy.sparse as sp
+
+    import rankfold
+    from rankfold.dask import ALS as DaskALS
+
+    R = sp.random(300, 200, density=0.05, format="csr", random_state=5, dtype=np.float64)
+    R.data = np.ceil(R.data * 5)
+    params = dict(factors=8, feedback=feedback, biases=biases, iterations=4, alpha=2.0, random_state=3,
+                  dtype=np.float64)
+    single = rankfold.ALS(n_threads=1, **params).fit(R)
+    dR = da.from_array(R.toarray(), chunks=(70, 200))
+    if not dense_chunks:
+        dR = dR.map_blocks(sp.csr_matrix)
+    dist = DaskALS(client=client, n_blocks=3, n_threads=1, **params).fit(dR)
+    np.testing.assert_allclose(dist.user_factors_, single.user_factors_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dist.item_factors_, single.item_factors_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dist.loss_history_, single.loss_history_, rtol=1e-9)
+    if biases:
+        np.testing.assert_allclose(dist.item_biases_, single.item_biases_, rtol=1e-9, atol=1e-12)
+        assert dist.global_mean_ == pytest.approx(single.global_mean_, rel=1e-12)
+    ids_a, _ = dist.recommend(np.arange(6), n=5)  # seen items fetched from the dask array
+    ids_b, _ = single.recommend(np.arange(6), n=5)
+    np.testing.assert_array_equal(ids_a, ids_b)
+    assert dist.recommend(2, n=3)[0].tolist() == single.recommend(2, n=3)[0].tolist()
+
+
+def test_dask_als_dask_array_bad_input(client):
+    import scipy.sparse as sp
+
+    from rankfold.dask import ALS as DaskALS
+
+    with pytest.raises(ValueError, match="chunked by users only"):
+        DaskALS(client=client).fit(da.ones((10, 6), chunks=(5, 3)))
+    neg = -da.ones((10, 6), chunks=(5, 6))
+    with pytest.raises(ValueError, match=r"user_items \(block \d, rows \d+:\d+\) contains negative"):
+        DaskALS(client=client).fit(neg.map_blocks(sp.csr_matrix))
+    with pytest.raises(ValueError, match="no observed"):
+        DaskALS(client=client).fit(da.zeros((10, 6), chunks=(5, 6)).map_blocks(sp.csr_matrix))
+    with pytest.raises(TypeError, match="dask.array chunked by users"):
+        DaskALS(client=client).fit([[1.0, 2.0]])

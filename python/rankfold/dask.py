@@ -303,6 +303,20 @@ def _block_sweep(parts: tuple, n_cols: int, other: np.ndarray, other_bias: Optio
     return own, own_bias
 
 
+def _placements(client: Client, anchors: List[Any]) -> List[Dict[str, Any]]:
+    """Run each block's task where its data (a future; None: anywhere) lives:
+    the scheduler might otherwise move a block to where a small broadcast
+    array is. Loose (allow_other_workers), so a lost worker's tasks still run
+    elsewhere. One scheduler query for all blocks."""
+    keyed = [a for a in anchors if isinstance(a, Future)]
+    who = client.who_has(keyed) if keyed else {}
+    out = []
+    for a in anchors:
+        holders = list(who.get(a.key, ())) if isinstance(a, Future) else []
+        out.append({"workers": holders[:1], "allow_other_workers": True} if holders else {})
+    return out
+
+
 def _row_blocks(n: int, n_blocks: int) -> np.ndarray:
     return np.linspace(0, n, n_blocks + 1).round().astype(np.int64)
 
@@ -457,8 +471,8 @@ class ALS(_completion.ALS):
             other_f, ob_f = other
             futures = [client.submit(_block_sweep, part, n_cols, other_f, ob_f, own[a:b],
                                      None if own_bias is None else own_bias[a:b], mu, gram, implicit,
-                                     p["alpha"], common, worker_threads, pure=False)
-                       for part, a, b in zip(parts, cuts[:-1], cuts[1:])]
+                                     p["alpha"], common, worker_threads, pure=False, **w)
+                       for part, a, b, w in zip(parts, cuts[:-1], cuts[1:], _placements(client, parts))]
             results = client.gather(futures)
             new_own = np.concatenate([r[0] for r in results])
             new_bias = None if own_bias is None else np.concatenate([r[1] for r in results])
@@ -473,10 +487,11 @@ class ALS(_completion.ALS):
             Yf, ib, _ = half(item_parts, item_cuts, n_users, send(Xf, ub), Yf, ib, XtX)
             YtY = _core.als_gram(Yf, nt) if implicit else None
             Y_sent = send(Yf, ib)  # for the loss now and the next user half sweep
+            where = _placements(client, user_parts)
             partial = client.gather(_tree_sum(client, [
                 client.submit(_als_block_loss, part, n_items, res, Y_sent[0], Y_sent[1], mu, implicit, p["alpha"],
-                              p["reg"], worker_threads, pure=False)
-                for part, res in zip(user_parts, user_results)]))
+                              p["reg"], worker_threads, pure=False, **w)
+                for part, res, w in zip(user_parts, user_results, where)], where))
             if implicit:
                 loss = (partial[0] + float(np.sum(XtX.astype(np.float64) * YtY.astype(np.float64)))
                         + p["reg"] * (float(np.trace(XtX)) + float(np.trace(YtY)))) / nnz
@@ -665,13 +680,25 @@ def _second(pair: tuple) -> Any:
     return pair[1]
 
 
-def _tree_sum(client: Client, futures: List[Any], fan_in: int = 2) -> Any:
-    """Pairwise sums on the workers, log2(blocks) levels; one small result."""
-    level = list(futures)
-    while len(level) > 1:
-        level = [level[i] if i + 1 >= len(level) else client.submit(_add_partials, level[i], level[i + 1], pure=False)
-                 for i in range(0, len(level), fan_in)]
-    return level[0]
+def _tree_sum(client: Client, futures: List[Any], hosts: Optional[List[Dict[str, Any]]] = None) -> Any:
+    """Pairwise sums on the workers, one small result. With ``hosts`` (the
+    placement of each future's task), the futures of each worker are summed
+    there first, so only one partial per worker crosses the network."""
+    def pairwise(level: List[Any], where: Dict[str, Any]) -> Any:
+        while len(level) > 1:
+            level = [level[i] if i + 1 >= len(level) else
+                     client.submit(_add_partials, level[i], level[i + 1], pure=False, **where)
+                     for i in range(0, len(level), 2)]
+        return level[0]
+
+    if not hosts:
+        return pairwise(list(futures), {})
+    groups: Dict[str, List[Any]] = {}
+    for f, h in zip(futures, hosts):
+        groups.setdefault(h["workers"][0] if h.get("workers") else "", []).append(f)
+    per_worker = [pairwise(fs, {"workers": [w], "allow_other_workers": True} if w else {})
+                  for w, fs in groups.items()]
+    return pairwise(per_worker, {})
 
 
 def _transform_block(block: Any, Ht: np.ndarray, l1: float, l2: float, n_threads: Optional[int]) -> np.ndarray:
@@ -877,15 +904,19 @@ class NMF(_nmf.NMF):
         return max(0.0, xx - 2.0 * cross + quad)
 
     @staticmethod
-    def _map(client: Client, fn: Any, blocks: List[Any], args: List[tuple]) -> List[Any]:
+    def _map(client: Client, fn: Any, blocks: List[Any], args: List[tuple],
+             where: Optional[List[Dict[str, Any]]] = None) -> List[Any]:
         """fn(block, *args) per block as futures: submitted next to a persisted
-        block, or fused into the block's graph when blocks are read from source."""
+        block, or fused into the block's graph when blocks are read from source;
+        ``where``: placements (default: where each persisted block lives)."""
+        if where is None:
+            where = _placements(client, [b if isinstance(b, Future) else None for b in blocks])
         out = []
-        for b, a in zip(blocks, args):
+        for b, a, w in zip(blocks, args, where):
             if isinstance(b, Future):
-                out.append(client.submit(fn, b, *a, pure=False))
+                out.append(client.submit(fn, b, *a, pure=False, **w))
             else:
-                out.append(client.compute(dask.delayed(fn, pure=False)(b, *a)))
+                out.append(client.compute(dask.delayed(fn, pure=False)(b, *a), **w))
         return out
 
     def _sweep(self, client: Client, blocks: List[Any], Wb: List[Any], Ht: np.ndarray, GH: np.ndarray,
@@ -896,9 +927,12 @@ class NMF(_nmf.NMF):
         for attempt in range(attempts):
             try:
                 ht = client.scatter(Ht.copy(), hash=False)  # fetched by the other workers on demand
-                results = self._map(client, _nmf_sweep_block, blocks, [(w, ht, GH, step, wt) for w in Wb])
-                new_W = [client.submit(_first, r, pure=False) for r in results]
-                total = _tree_sum(client, [client.submit(_second, r, pure=False) for r in results])
+                # each block's task where its X block (persisted) or else its W block lives
+                where = _placements(client, [b if isinstance(b, Future) else w for b, w in zip(blocks, Wb)])
+                results = self._map(client, _nmf_sweep_block, blocks, [(w, ht, GH, step, wt) for w in Wb], where)
+                new_W = [client.submit(_first, r, pure=False, **h) for r, h in zip(results, where)]
+                total = _tree_sum(client, [client.submit(_second, r, pure=False, **h) for r, h in zip(results, where)],
+                                  where)
                 return new_W, client.gather(total)
             except Exception as exc:
                 from distributed.scheduler import KilledWorker

@@ -613,7 +613,7 @@ def test_text_bad_input():
         text.top_words(np.ones((1, 3)), ["a", "b", "c"], n=0)
 
 
-# ---------------------------------------------------------------- rankfold.dask (checks made before any cluster is used)
+# ---------------------------------------------------------------- rankfold.dask (no cluster needed)
 def test_dask_bad_input():
     pytest.importorskip("distributed")
     da = pytest.importorskip("dask.array")

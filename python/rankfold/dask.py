@@ -9,6 +9,13 @@ released, and only small arrays (queries, top-k lists) cross the network.
 built and kept on the workers (the vectors are never gathered on the client);
 ``search`` sends the queries to every shard, each returns its top-k with
 global ids, and the client merges them.
+
+``NMF`` fits X (a ``dask.array`` chunked by rows, dense or scipy.sparse
+chunks, in memory or on disk) with W's row blocks kept next to X's on the
+workers; per iteration only k x n and k x k sums cross the network.
+
+``ALS`` runs rankfold.ALS's half sweeps block by block on the workers, from a
+scipy.sparse matrix or from a ``dask.array`` of ratings chunked by users.
 """
 
 from __future__ import annotations
@@ -334,9 +341,15 @@ class ALS(_completion.ALS):
     the single-machine ones. The client keeps the factors (and computes the
     loss) after every iteration; all prediction methods are rankfold.ALS's.
 
+    ``fit`` also takes a ``dask.array`` of ratings (users x items) chunked by
+    users, with scipy.sparse or dense chunks: its chunks are the user blocks,
+    checked and converted on their workers, and the item blocks are built from
+    them by a shuffle on the workers, so the matrix never sits on the client.
+
     Parameters are those of :class:`rankfold.ALS`, plus ``client`` (None: the
-    current client) and ``n_blocks`` (None: two per worker). ``n_threads``
-    None means each worker's own thread count.
+    current client) and ``n_blocks`` (None: two per worker; the number of item
+    blocks, and of user blocks for a scipy.sparse input). ``n_threads`` None
+    means each worker's own thread count.
     """
 
     _PARAM_NAMES = _completion.ALS._PARAM_NAMES + ("client", "n_blocks")
@@ -572,7 +585,8 @@ def _als_stack_items(pieces: List[sp.csr_matrix], idt: Any) -> tuple:
 
 
 def _als_block_loss(parts: tuple, n_cols: int, own: tuple, other: np.ndarray, other_bias: Optional[np.ndarray],
-                    mu: float, implicit: bool, alpha: float, reg: float, n_threads: Optional[int]) -> Tuple[float, float]:
+                    mu: float, implicit: bool, alpha: float, reg: float,
+                    n_threads: Optional[int]) -> Tuple[float, float]:
     """One user block's share of the ALS objective (the Gram and item terms are added on the client)."""
     X, own_bias = own
     nt = _worker_threads(n_threads)
@@ -869,7 +883,7 @@ class NMF(_nmf.NMF):
             t0 = time.perf_counter()
             Wb, (GW, B, s1, s2) = self._sweep(client, blocks, Wb, Ht, GH, step, wt)
             _core.nmf_update_rows(Ht, np.ascontiguousarray(B, dtype=dtype), np.ascontiguousarray(GW, dtype=dtype),
-                                  self.solver, l1H, l2H, sweeps_H, step["stop"], threads)
+                                  self.solver, l1H, l2H, sweeps_H, float(step["stop"]), threads)
             GH = _core.nmf_gram(Ht, threads)
             residual = self._residual(xx, B, GW, Ht, GH)
             H64 = Ht.astype(np.float64)
@@ -892,7 +906,7 @@ class NMF(_nmf.NMF):
             parts = client.gather(_tree_sum(client, self._map(client, _nmf_partials_task, blocks,
                                                               [(w, wt) for w in Wb])))
             residual = self._residual(xx, parts[1], parts[0], Ht, GH)
-        self._finish(n_iter, converged, losses, None, Ht, n)
+        self._finish(n_iter, converged, losses, None, Ht, n)  # type: ignore[arg-type]  # W stays distributed
         self.reconstruction_err_ = float(np.sqrt(residual))
         self.n_blocks_ = len(blocks)
         return da.concatenate([da.from_delayed(f, shape=(r, k), dtype=dtype) for f, r in zip(Wb, rows)], axis=0)

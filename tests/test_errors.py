@@ -646,3 +646,10 @@ def test_dask_bad_input():
         DaskNMF(n_components=2, client="tcp://nowhere:1").fit(da.ones((10, 4), chunks=(5, 4)))
     with pytest.raises(TypeError, match="client"):
         DaskALS(client="tcp://nowhere:1").fit(sp.random(10, 10, density=0.3, format="csr"))
+    with pytest.raises(TypeError, match="scipy.sparse matrix or a dask.array"):
+        DaskALS().fit(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="chunked by users only"):
+        DaskALS().fit(da.ones((10, 6), chunks=(5, 3)))
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        Y = da.ones((10, 4), chunks=(5, 4))
+        DaskALS().fit(Y[Y[:, 0] > 0])

@@ -807,3 +807,43 @@ def test_senmf_bad_input():
         semantic_stack(X, scale_cooccurrence=None)
     with pytest.raises(ValueError, match="n_words x n_words"):
         semantic_stack(X, cooccurrence=np.ones((3, 3)))
+# ---------------------------------------------------------------- rankfold.dask (no cluster needed)
+def test_dask_bad_input():
+    pytest.importorskip("distributed")
+    da = pytest.importorskip("dask.array")
+    import scipy.sparse as sp
+
+    from rankfold.dask import ALS as DaskALS
+    from rankfold.dask import NMF as DaskNMF
+
+    X = np.ones((10, 4))
+    with pytest.raises(TypeError, match=r"dask.array.*use rankfold.NMF"):
+        DaskNMF(n_components=2).fit(X)
+    with pytest.raises(TypeError, match=r"dask.array.*use rankfold.NMF"):
+        DaskNMF(n_components=2).fit(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match=r"chunked along rows only.*rechunk"):
+        DaskNMF(n_components=2).fit(da.ones((10, 4), chunks=(5, 2)))
+    with pytest.raises(ValueError, match="2-D"):
+        DaskNMF(n_components=2).fit(da.ones(10, chunks=5))
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        Y = da.ones((10, 4), chunks=(5, 4))
+        DaskNMF(n_components=2).fit(Y[Y[:, 0] > 0])
+    with pytest.raises(ValueError, match="0 sample"):
+        DaskNMF(n_components=2).fit(da.ones((0, 4), chunks=(5, 4)))
+    with pytest.raises(ValueError, match="missing_values"):
+        DaskNMF(n_components=2, missing_values=np.nan).fit(da.ones((10, 4), chunks=(5, 4)))
+    with pytest.raises(TypeError, match="persist"):
+        DaskNMF(n_components=2, persist="yes").fit(da.ones((10, 4), chunks=(5, 4)))
+    with pytest.raises(ValueError, match="solver"):
+        DaskNMF(n_components=2, solver="cd").fit(da.ones((10, 4), chunks=(5, 4)))
+    with pytest.raises(TypeError, match="client"):
+        DaskNMF(n_components=2, client="tcp://nowhere:1").fit(da.ones((10, 4), chunks=(5, 4)))
+    with pytest.raises(TypeError, match="client"):
+        DaskALS(client="tcp://nowhere:1").fit(sp.random(10, 10, density=0.3, format="csr"))
+    with pytest.raises(TypeError, match="scipy.sparse matrix or a dask.array"):
+        DaskALS().fit(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="chunked by users only"):
+        DaskALS().fit(da.ones((10, 6), chunks=(5, 3)))
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        Y = da.ones((10, 4), chunks=(5, 4))
+        DaskALS().fit(Y[Y[:, 0] > 0])

@@ -210,7 +210,7 @@ def test_dask_nmf_equals_single_machine(client, rng, solver, sweeps, sparse):
     X, W0, H0 = _nmf_data(rng)
     params = dict(n_components=5, init="custom", tol=0.0, max_iter=8, solver=solver, inner_sweeps=sweeps,
                   alpha_W=0.01, l1_ratio=0.5)
-    single = rankfold.NMF(n_threads=1, **params)
+    single = rankfold.NMF(n_threads=1, extrapolate=False, **params)
     W_single = single.fit_transform(sp.csr_matrix(X) if sparse else X, W=W0, H=H0)
     dist = DaskNMF(client=client, n_threads=1, **params)
     W_dask = dist.fit_transform(_chunked(X, sparse), W=W0, H=H0)
@@ -229,7 +229,7 @@ def test_dask_nmf_tol_callback_verbose_and_transform(client, rng, capsys):
 
     X, W0, H0 = _nmf_data(rng)
     params = dict(n_components=5, init="custom", tol=1e-3, max_iter=300, inner_sweeps=2)
-    single = rankfold.NMF(n_threads=1, **params).fit(X, W=W0, H=H0)
+    single = rankfold.NMF(n_threads=1, extrapolate=False, **params).fit(X, W=W0, H=H0)
     dist = DaskNMF(client=client, n_threads=1, verbose=1, **params).fit(_chunked(X, False), W=W0, H=H0)
     assert 1 < dist.n_iter_ == single.n_iter_ < 300
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("dask NMF[hals] iteration")]
@@ -252,7 +252,7 @@ def test_dask_nmf_inits(client, rng, init, persist):
 
     X, _, _ = _nmf_data(rng)
     params = dict(n_components=5, init=init, tol=0.0, max_iter=15, random_state=7, inner_sweeps=2)
-    single = rankfold.NMF(**params).fit(X)
+    single = rankfold.NMF(extrapolate=False, **params).fit(X)
     dist = DaskNMF(client=client, persist=persist, **params)
     W = dist.fit_transform(_chunked(X, False)).compute()
     assert W.min() >= 0 and dist.components_.min() >= 0
@@ -371,7 +371,7 @@ def test_dask_nmf_out_of_core(disk_stack):
         W0 = W0.compute()
     n_files = len([f for f in os.listdir(folder) if f.endswith(".npy")])
     X_local = np.abs(np.concatenate([np.load(os.path.join(folder, f"{i}.npy")) for i in range(n_files)]))
-    single = rankfold.NMF(n_threads=2, **params)
+    single = rankfold.NMF(n_threads=2, extrapolate=False, **params)
     W_single = single.fit_transform(X_local, W=W0, H=H0)
     # float32 sums over 1.3 million rows added in another order
     np.testing.assert_allclose(model.components_, single.components_, rtol=2e-3, atol=1e-4)

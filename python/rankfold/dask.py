@@ -740,9 +740,12 @@ class NMF(_nmf.NMF):
     or W. The loss comes from the same sums
     (``||X - WH||^2 = ||X||^2 - 2 <X^T W, H^T> + <W^T W, H H^T>``).
 
-    With the same starting point, solver ("hals" with an integer
+    It runs the plain iterations (rankfold.NMF with ``extrapolate=False``):
+    with the same starting point, solver ("hals" with an integer
     ``inner_sweeps``, "mu", "anls") and iteration count, W and H equal
-    rankfold.NMF's up to rounding (the sums are added in another order).
+    rankfold.NMF(extrapolate=False)'s up to rounding (the sums are added in
+    another order). The graph, robust and sum-to-one models of rankfold.NMF
+    are not available here.
 
     Parameters are those of :class:`rankfold.NMF`, plus ``client`` (None:
     the current client) and ``persist``: True loads each block of X once and
@@ -788,7 +791,7 @@ class NMF(_nmf.NMF):
         super().__init__(n_components=n_components, init=init, solver=solver, beta_loss=beta_loss, tol=tol,
                          max_iter=max_iter, random_state=random_state, alpha_W=alpha_W, alpha_H=alpha_H,
                          l1_ratio=l1_ratio, verbose=verbose, n_threads=n_threads, callback=callback,
-                         inner_sweeps=inner_sweeps, missing_values=missing_values)
+                         inner_sweeps=inner_sweeps, missing_values=missing_values, extrapolate=False)
         self.client = client
         self.persist = persist
 

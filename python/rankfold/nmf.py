@@ -293,7 +293,10 @@ class NMF(_NamesMixin, _Transformer, _Base):
         several times fewer iterations to a given error (most on
         ill-conditioned data). The best pair seen is returned, and
         ``loss_history_`` then holds the objective of the best pair so far.
-        "auto": on for "hals" and "anls" on complete data, off for "mu" (a
+        "auto": on for "hals" and "anls" without penalties on complete data;
+        off with ``alpha_W``/``alpha_H`` (a penalty on one factor only lets the
+        scale drift between W and H, and extrapolation follows the drift:
+        runs from different starts then disagree more), off for "mu" (a
         multiplicative update cannot leave the zeros that the projection
         creates), with missing values, and with the graph, robust and
         sum-to-one models (their own loops). False gives the plain iterates
@@ -453,7 +456,8 @@ class NMF(_NamesMixin, _Transformer, _Base):
         if isinstance(ex, str):
             if ex != "auto":
                 raise ValueError(f"extrapolate must be 'auto', True or False; got {ex!r}")
-            return self.solver != "mu"
+            penalised = bool(self.alpha_W) or (self.alpha_H != "same" and bool(self.alpha_H))
+            return self.solver != "mu" and not penalised
         if not isinstance(ex, (bool, np.bool_)):
             raise TypeError(f"extrapolate must be 'auto', True or False; got {type(ex).__name__}")
         if ex and self.solver == "mu":

@@ -298,7 +298,10 @@ class NMFk(_Base):
         # NMFk's own stopping rule (the engine's, reproduced) keeps the per-run
         # ConvergenceWarnings out of the worker threads; one summary is issued.
         def stop_rule(it: int, loss: float) -> bool:
-            if tol > 0 and np.isfinite(state["prev"]) and state["prev"] - loss <= tol * state["prev"]:
+            # (with extrapolation the reported loss is the best so far: an iteration that found
+            # nothing better is not convergence, as in rankfold.NMF's own rule)
+            if (tol > 0 and np.isfinite(state["prev"]) and loss < state["prev"]
+                    and state["prev"] - loss <= tol * state["prev"]):
                 state["converged"] = True
                 return False
             state["prev"] = loss

@@ -8,7 +8,11 @@ they exist, same attributes, same penalty scaling) with a C++ core:
   cheap coordinate sweeps over W and H with the k x k Gram matrices
   (Gillis & Glineur 2012). With ``inner_sweeps=1`` the iterates are those of
   textbook HALS (scikit-learn's ``cd`` without shuffling).
-* ``solver="mu"``: Lee & Seung multiplicative updates.
+* ``solver="mu"``: Lee & Seung multiplicative updates; the only solver for
+  ``beta_loss`` other than "frobenius" ("kullback-leibler", "itakura-saito"
+  or any float beta; Fevotte & Idier's MM exponent for beta outside [1, 2]),
+  on dense, weighted and sparse X (the KL update needs W H only at the
+  stored entries; other betas form it a block of rows at a time).
 * ``solver="anls"``: alternating nonnegative least squares, every half-step
   solved exactly row by row (active-set NNLS).
 
@@ -19,6 +23,11 @@ The objective is scikit-learn's::
       + 0.5 * alpha_W * (1 - l1_ratio) * n_features * ||W||_F^2
       + alpha_H * l1_ratio * n_samples * ||H||_1
       + 0.5 * alpha_H * (1 - l1_ratio) * n_samples * ||H||_F^2
+
+For the beta losses the objective is the beta-divergence D_beta(X | W H)
+(scikit-learn's ``_beta_divergence``) plus the same penalties, and
+``reconstruction_err_`` is ``sqrt(2 * D_beta)``. For beta <= 0, X may not
+contain zeros (a ``ValueError``, as in scikit-learn).
 
 ``tol`` is a bound on the relative decrease of that objective between two
 consecutive iterations. ``loss_history_`` holds the objective after every

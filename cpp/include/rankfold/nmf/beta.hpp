@@ -351,39 +351,47 @@ class BetaEngine {
       const auto& v = src_.v;
       const index_t k = k_;
       const T eps = rule_.eps;
-      std::vector<T> num(static_cast<std::size_t>(k));
+      std::vector<T> num(static_cast<std::size_t>(k)), q;
       double loss = 0.0;
+      using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+      // q_e = (L_i . R_j) for the stored entries e of row i, then x_e / max(q_e, eps).
+      auto ratios = [&](const T* y, index_t p0, index_t len, bool with_loss) {
+        for (index_t e = 0; e < len; ++e) {
+          const T* r = R + static_cast<index_t>(v.indices[p0 + e]) * k;
+          T dot = T(0);
+#pragma omp simd reduction(+ : dot)
+          for (index_t j = 0; j < k; ++j) dot += y[j] * r[j];
+          q[static_cast<std::size_t>(e)] = dot;
+        }
+        Eigen::Map<const Arr> X(v.data + p0, len);
+        Eigen::Map<Arr> Q(q.data(), len);
+        Q = X / Q.max(eps);
+        if (with_loss) loss += (X > eps).select(X * Q.log() - X, T(0)).template cast<double>().sum();
+      };
       for (index_t i = lo; i < hi; ++i) {
         T* y = L + i * k;
-        const auto p0 = v.indptr[i], p1 = v.indptr[i + 1];
+        const index_t p0 = static_cast<index_t>(v.indptr[i]), len = static_cast<index_t>(v.indptr[i + 1]) - p0;
+        if (static_cast<index_t>(q.size()) < len) q.resize(static_cast<std::size_t>(len));
         if (want_loss || upd_left) {
-          std::fill(num.begin(), num.end(), T(0));
-          for (auto p = p0; p < p1; ++p) {
-            const T* r = R + static_cast<index_t>(v.indices[p]) * k;
-            T dot = T(0);
-#pragma omp simd reduction(+ : dot)
-            for (index_t j = 0; j < k; ++j) dot += y[j] * r[j];
-            const T x = v.data[p];
-            if (want_loss && x > eps) loss += rule_.x_terms(x, dot);
-            if (upd_left) {
-              const T q = x / std::max(dot, eps);
+          ratios(y, p0, len, want_loss);
+          if (upd_left) {
+            std::fill(num.begin(), num.end(), T(0));
+            for (index_t e = 0; e < len; ++e) {
+              const T* r = R + static_cast<index_t>(v.indices[p0 + e]) * k;
+              const T qe = q[static_cast<std::size_t>(e)];
 #pragma omp simd
-              for (index_t j = 0; j < k; ++j) num[j] += q * r[j];
+              for (index_t j = 0; j < k; ++j) num[j] += qe * r[j];
             }
+            mu_step(y, num.data(), rsum, 1, k, pen_L, rule_.gamma, zero_L);
           }
-          if (upd_left) mu_step(y, num.data(), rsum, 1, k, pen_L, rule_.gamma, zero_L);
         }
         if (acc_right) {
-          for (auto p = p0; p < p1; ++p) {
-            const index_t c = static_cast<index_t>(v.indices[p]);
-            const T* r = R + c * k;
-            T dot = T(0);
-#pragma omp simd reduction(+ : dot)
-            for (index_t j = 0; j < k; ++j) dot += y[j] * r[j];
-            const T q = v.data[p] / std::max(dot, eps);
-            T* o = num_r.data() + c * k;
+          ratios(y, p0, len, false);
+          for (index_t e = 0; e < len; ++e) {
+            T* o = num_r.data() + static_cast<index_t>(v.indices[p0 + e]) * k;
+            const T qe = q[static_cast<std::size_t>(e)];
 #pragma omp simd
-            for (index_t j = 0; j < k; ++j) o[j] += q * y[j];
+            for (index_t j = 0; j < k; ++j) o[j] += qe * y[j];
           }
           for (index_t j = 0; j < k; ++j) lsum[j] += y[j];
         }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "rankfold/core/error.hpp"
+#include "rankfold/nmf/bpp.hpp"
 #include "rankfold/nmf/operator.hpp"
 #include "rankfold/nmf/updates.hpp"
 
@@ -83,7 +84,7 @@ Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
         update_rows_mu(Y, Ab, G, rows, k, pen, nt);
         break;
       case Solver::Anls:
-        update_rows_nnls(Y, Ab, G, rows, k, pen, nt);
+        update_rows_bpp(Y, Ab, G, rows, k, pen, nt);
         break;
     }
   };
@@ -121,14 +122,14 @@ Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
 }
 
 // W = argmin_{W >= 0} of the W half-problem with Ht fixed, exactly (rows by
-// active-set NNLS): the transform of new data.
+// block principal pivoting, from W's support on entry): the transform of new data.
 template <typename T, typename Op>
 void solve_rows(const Op& X, T* W, const T* Ht, index_t k, Penalty pen, int n_threads) {
   const index_t m = X.rows(), n = X.cols();
   std::vector<T> A(static_cast<std::size_t>(m * k)), G(static_cast<std::size_t>(k * k));
   X.times(Ht, k, A.data(), n_threads);
   gram(Ht, n, k, G.data(), n_threads);
-  update_rows_nnls(W, A.data(), G.data(), m, k, pen, n_threads);
+  update_rows_bpp(W, A.data(), G.data(), m, k, pen, n_threads);
 }
 
 }  // namespace nmf

@@ -16,7 +16,8 @@
 // matters because the rows of a factor have few distinct supports.
 //
 // Rows start from the support of the current iterate (the warm start of
-// alternating NNLS, where supports change little between iterations). A row
+// alternating NNLS, where supports change little between iterations); rows
+// without one first get a few active-set steps (see solve). A row
 // that has not converged after a generous number of exchanges (only possible
 // through rounding on numerically singular G) is finished by the Lawson-Hanson
 // active-set solver.
@@ -27,6 +28,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include "rankfold/core/threads.hpp"
@@ -52,12 +54,28 @@ class BppSolver {
   // (k x r); on entry X holds the warm start (its positive entries give F).
   void solve(const Eigen::MatrixXd& B, Eigen::MatrixXd& X) {
     const index_t k = k_, r = B.cols();
+    // Cold rows (no warm start) first get a few steps of the active-set
+    // method, which ends quickly when the solution has few positive
+    // coordinates (where a first BPP guess would be far off); the others
+    // start BPP from where it stopped.
+    const int cold_steps = static_cast<int>(std::max<index_t>(3, k / 8));
+    std::vector<index_t> open;
+    open.reserve(static_cast<std::size_t>(r));
+    Eigen::VectorXd bc(k), xc(k);
+    for (index_t c = 0; c < r; ++c) {
+      if ((X.col(c).array() > 0.0).any()) {
+        open.push_back(c);
+        continue;
+      }
+      bc = B.col(c);
+      const bool done = fallback_.solve(bc, xc, cold_steps);
+      X.col(c) = xc;
+      if (!done) open.push_back(c);
+    }
     passive_.assign(static_cast<std::size_t>(k * r), 0);
     for (index_t c = 0; c < r; ++c)
       for (index_t j = 0; j < k; ++j) passive_[idx(j, c)] = usable_[static_cast<std::size_t>(j)] && X(j, c) > 0.0;
     std::vector<int> budget(static_cast<std::size_t>(r), 3), best(static_cast<std::size_t>(r), static_cast<int>(k + 1));
-    std::vector<index_t> open(static_cast<std::size_t>(r));
-    std::iota(open.begin(), open.end(), index_t(0));
     Eigen::VectorXd y(k);
     const int max_rounds = static_cast<int>(5 * k + 30);
     for (int round = 0; round < max_rounds && !open.empty(); ++round) {
@@ -120,47 +138,54 @@ class BppSolver {
   std::size_t idx(index_t j, index_t c) const { return static_cast<std::size_t>(c * k_ + j); }
 
   // x_F = G_FF^{-1} b_F, x elsewhere 0, for the open columns, one
-  // factorization per distinct passive set.
+  // factorization per distinct passive set. Columns are grouped by a hash of
+  // their passive set (a collision only splits a group), and the small
+  // systems live in buffers reused across calls.
   void solve_groups(const Eigen::MatrixXd& B, Eigen::MatrixXd& X, std::vector<index_t>& open) {
     const index_t k = k_;
-    auto less = [&](index_t a, index_t b) {
-      return std::lexicographical_compare(passive_.begin() + static_cast<std::ptrdiff_t>(a * k),
-                                          passive_.begin() + static_cast<std::ptrdiff_t>((a + 1) * k),
-                                          passive_.begin() + static_cast<std::ptrdiff_t>(b * k),
-                                          passive_.begin() + static_cast<std::ptrdiff_t>((b + 1) * k));
-    };
+    keys_.resize(open.size());
+    for (std::size_t s = 0; s < open.size(); ++s) {
+      std::uint64_t h = 1469598103934665603ull;
+      const char* f = passive_.data() + open[s] * k;
+      for (index_t j = 0; j < k; ++j) h = (h ^ static_cast<std::uint64_t>(f[j] + 1 + 2 * (j & 1))) * 1099511628211ull;
+      keys_[s] = {h, open[s]};
+    }
+    std::sort(keys_.begin(), keys_.end());
+    for (std::size_t s = 0; s < open.size(); ++s) open[s] = keys_[s].second;
     auto same = [&](index_t a, index_t b) {
       return std::equal(passive_.begin() + static_cast<std::ptrdiff_t>(a * k),
                         passive_.begin() + static_cast<std::ptrdiff_t>((a + 1) * k),
                         passive_.begin() + static_cast<std::ptrdiff_t>(b * k));
     };
-    std::sort(open.begin(), open.end(), [&](index_t a, index_t b) { return less(a, b) || (!less(b, a) && a < b); });
-    std::vector<index_t> F;
+    if (static_cast<index_t>(sub_.size()) < k * k) sub_.resize(static_cast<std::size_t>(k * k));
     for (std::size_t s = 0; s < open.size();) {
       std::size_t e = s + 1;
-      while (e < open.size() && same(open[s], open[e])) ++e;
-      const index_t c0 = open[s];
-      F.clear();
+      while (e < open.size() && keys_[e].first == keys_[s].first && same(open[s], open[e])) ++e;
+      const index_t c0 = open[s], r = static_cast<index_t>(e - s);
+      F_.clear();
       for (index_t j = 0; j < k; ++j)
-        if (passive_[idx(j, c0)]) F.push_back(j);
-      const index_t p = static_cast<index_t>(F.size());
+        if (passive_[idx(j, c0)]) F_.push_back(j);
+      const index_t p = static_cast<index_t>(F_.size());
       for (std::size_t g = s; g < e; ++g) X.col(open[g]).setZero();
       if (p > 0) {
-        Eigen::MatrixXd sub(p, p), rhs(p, static_cast<index_t>(e - s));
-        for (index_t a = 0; a < p; ++a)
-          for (index_t b = 0; b < p; ++b) sub(a, b) = G_(F[a], F[b]);
-        for (std::size_t g = s; g < e; ++g)
-          for (index_t a = 0; a < p; ++a) rhs(a, static_cast<index_t>(g - s)) = B(F[a], open[g]);
-        Eigen::LLT<Eigen::MatrixXd> llt(sub);
-        Eigen::MatrixXd sol;
-        if (llt.info() == Eigen::Success)
-          sol = llt.solve(rhs);
-        else
-          sol = sub.ldlt().solve(rhs);
-        for (std::size_t g = s; g < e; ++g)
+        if (static_cast<index_t>(rhs_.size()) < p * r) rhs_.resize(static_cast<std::size_t>(p * r));
+        Eigen::Map<Eigen::MatrixXd> sub(sub_.data(), p, p), rhs(rhs_.data(), p, r);
+        for (index_t b = 0; b < p; ++b)
+          for (index_t a = 0; a < p; ++a) sub(a, b) = G_(F_[a], F_[b]);
+        for (index_t g = 0; g < r; ++g)
+          for (index_t a = 0; a < p; ++a) rhs(a, g) = B(F_[a], open[s + static_cast<std::size_t>(g)]);
+        Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(sub);  // in place: no allocation
+        if (llt.info() == Eigen::Success) {
+          llt.solveInPlace(rhs);
+        } else {
+          for (index_t b = 0; b < p; ++b)
+            for (index_t a = 0; a < p; ++a) sub(a, b) = G_(F_[a], F_[b]);
+          rhs = sub.ldlt().solve(rhs).eval();
+        }
+        for (index_t g = 0; g < r; ++g)
           for (index_t a = 0; a < p; ++a) {
-            const double v = sol(a, static_cast<index_t>(g - s));
-            X(F[a], open[g]) = std::isfinite(v) ? v : 0.0;
+            const double v = rhs(a, g);
+            X(F_[a], open[s + static_cast<std::size_t>(g)]) = std::isfinite(v) ? v : 0.0;
           }
       }
       s = e;
@@ -172,6 +197,9 @@ class BppSolver {
   NnlsSolver fallback_;
   std::vector<char> usable_;
   std::vector<char> passive_;
+  std::vector<std::pair<std::uint64_t, index_t>> keys_;
+  std::vector<index_t> F_;
+  std::vector<double> sub_, rhs_;
   double gscale_ = 0.0;
 };
 

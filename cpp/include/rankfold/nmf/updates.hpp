@@ -190,13 +190,18 @@ class NnlsSolver {
     tol_ = 1e-12 * scale_ * static_cast<double>(k_);
   }
 
-  void solve(const Eigen::VectorXd& b, Eigen::VectorXd& y) {
+  // With max_added >= 0, gives up (returns false, y the last feasible
+  // iterate) once that many indices have entered the passive set: block
+  // principal pivoting uses a capped run to solve cheaply the rows whose
+  // solution has only a few positive coordinates.
+  bool solve(const Eigen::VectorXd& b, Eigen::VectorXd& y, int max_added = -1) {
     const index_t k = k_;
     y.setZero(k);
     std::vector<char> passive(static_cast<std::size_t>(k), 0);
     Eigen::VectorXd w = b;  // negative gradient at y = 0
     Eigen::VectorXd z(k);
     const int max_outer = static_cast<int>(3 * k + 10);
+    bool converged = false;
     for (int outer = 0; outer < max_outer; ++outer) {
       index_t best = -1;
       double best_w = tol_ * std::max(1.0, b.cwiseAbs().maxCoeff() / scale_);
@@ -205,7 +210,11 @@ class NnlsSolver {
           best_w = w[j];
           best = j;
         }
-      if (best < 0) break;
+      if (best < 0) {
+        converged = true;
+        break;
+      }
+      if (max_added >= 0 && outer >= max_added) break;
       passive[best] = 1;
       for (int inner = 0; inner < 3 * k + 10; ++inner) {
         solve_passive(b, passive, z);
@@ -231,6 +240,7 @@ class NnlsSolver {
       w = b - G_ * y;
     }
     for (index_t j = 0; j < k; ++j) y[j] = std::max(0.0, y[j]);
+    return converged;
   }
 
  private:

@@ -148,35 +148,35 @@ void update_rows_hals(T* Y, const T* A, const T* G, index_t rows, index_t k, Pen
 
 // Multiplicative update (Lee & Seung, with scikit-learn's elastic-net terms
 // in the denominator): y_j *= a_j / ((G y)_j + l1 + l2 y_j), all j from the
-// old y (Jacobi), a zero denominator replaced by float32 epsilon.
+// old y (Jacobi), a zero denominator replaced by float32 epsilon. The
+// denominators of a block of rows are one small GEMM (Y_b G, G symmetric):
+// per-row dot products of length k would spend most of their time in
+// horizontal reductions.
 template <typename T>
 void update_rows_mu(T* Y, const T* A, const T* G, index_t rows, index_t k, Penalty pen, int n_threads) {
   const T l1 = static_cast<T>(pen.l1), l2 = static_cast<T>(pen.l2);
   const T eps = std::numeric_limits<float>::epsilon();
+  constexpr index_t kBlock = 256;
+  const index_t n_blocks = (rows + kBlock - 1) / kBlock;
+  auto g = row_view(G, k, k);
   parallel_for(
-      0, rows, n_threads,
-      [&](index_t r) {
-        T* y = Y + r * k;
-        const T* a = A + r * k;
-        T denom[512];
-        std::vector<T> big;
-        T* d = denom;
-        if (k > 512) {
-          big.resize(static_cast<std::size_t>(k));
-          d = big.data();
+      0, n_blocks, n_threads,
+      [&](index_t b) {
+        const index_t r0 = b * kBlock, nr = std::min(kBlock, rows - r0);
+        RowMatrix<T> D(nr, k);
+        D.noalias() = row_view(static_cast<const T*>(Y + r0 * k), nr, k) * g;
+        for (index_t r = 0; r < nr; ++r) {
+          T* y = Y + (r0 + r) * k;
+          const T* a = A + (r0 + r) * k;
+          for (index_t j = 0; j < k; ++j) {
+            T s = D(r, j);
+            if (l1 > T(0)) s += l1;
+            if (l2 > T(0)) s += l2 * y[j];
+            y[j] *= a[j] / (s == T(0) ? eps : s);
+          }
         }
-        for (index_t j = 0; j < k; ++j) {
-          const T* g = G + j * k;
-          T s = T(0);
-#pragma omp simd reduction(+ : s)
-          for (index_t l = 0; l < k; ++l) s += g[l] * y[l];
-          if (l1 > T(0)) s += l1;
-          if (l2 > T(0)) s += l2 * y[j];
-          d[j] = s == T(0) ? eps : s;
-        }
-        for (index_t j = 0; j < k; ++j) y[j] *= a[j] / d[j];
       },
-      256);
+      1);
 }
 
 // Exact nonnegative least squares in Gram form for one row:

@@ -14,7 +14,9 @@ they exist, same attributes, same penalty scaling) with a C++ core:
   on dense, weighted and sparse X (the KL update needs W H only at the
   stored entries; other betas form it a block of rows at a time).
 * ``solver="anls"``: alternating nonnegative least squares, every half-step
-  solved exactly row by row (active-set NNLS).
+  solved exactly row by row (NNLS by block principal pivoting, Kim & Park
+  2011, rows sharing a passive set sharing one factorization); ``transform``
+  uses the same solver.
 
 The objective is scikit-learn's::
 

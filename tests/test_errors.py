@@ -665,3 +665,11 @@ def test_nmf_beta_loss_bad_input(rng):
     # zeros are fine for beta > 0 (KL): a finite fit
     W = NMF(3, solver="mu", beta_loss="kullback-leibler", max_iter=20, tol=0.0).fit_transform(zeros)
     assert np.isfinite(W).all()
+
+
+def test_nmf_extrapolate_must_be_bool(rng):
+    from rankfold import NMF
+
+    for bad in ("yes", 1, None):
+        with pytest.raises(TypeError, match="extrapolate"):
+            NMF(3, extrapolate=bad).fit(_nmf_data(rng))

@@ -103,8 +103,9 @@ nmf::Solver solver_from(const std::string& name) {
 template <typename T>
 py::tuple fit(const py::tuple& spec, py::array W, py::array Ht, const std::string& solver, int max_iter, double tol,
               double l1_W, double l2_W, double l1_H, double l2_H, int inner_sweeps, double inner_stop,
-              bool update_W, bool update_H, int n_threads, py::object hook) {
+              bool update_W, bool update_H, int n_threads, py::object hook, bool extrapolate) {
   nmf::Options opt;
+  opt.extrapolate = extrapolate;
   opt.solver = solver_from(solver);
   opt.max_iter = max_iter;
   opt.tol = tol;
@@ -396,21 +397,22 @@ void register_nmf(py::module_& m) {
       "nmf_fit",
       [](const py::tuple& spec, py::array W, py::array Ht, const std::string& solver, int max_iter, double tol,
          double l1_W, double l2_W, double l1_H, double l2_H, int inner_sweeps, double inner_stop, bool update_W,
-         bool update_H, int n_threads, py::object hook) {
+         bool update_H, int n_threads, py::object hook, bool extrapolate) {
         return by_dtype(
             W,
             [&] {
               return fit<float>(spec, W, Ht, solver, max_iter, tol, l1_W, l2_W, l1_H, l2_H, inner_sweeps,
-                                inner_stop, update_W, update_H, n_threads, hook);
+                                inner_stop, update_W, update_H, n_threads, hook, extrapolate);
             },
             [&] {
               return fit<double>(spec, W, Ht, solver, max_iter, tol, l1_W, l2_W, l1_H, l2_H, inner_sweeps,
-                                 inner_stop, update_W, update_H, n_threads, hook);
+                                 inner_stop, update_W, update_H, n_threads, hook, extrapolate);
             });
       },
       py::arg("X"), py::arg("W"), py::arg("Ht"), py::arg("solver"), py::arg("max_iter"), py::arg("tol"),
       py::arg("l1_W"), py::arg("l2_W"), py::arg("l1_H"), py::arg("l2_H"), py::arg("inner_sweeps"),
       py::arg("inner_stop"), py::arg("update_W"), py::arg("update_H"), py::arg("n_threads"), py::arg("hook"),
+      py::arg("extrapolate") = false,
       "Fit W (m x k) and Ht (n x k) in place; returns (n_iter, converged, losses).");
   m.def(
       "nmf_fit_masked",

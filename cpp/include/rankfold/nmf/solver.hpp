@@ -31,6 +31,7 @@ struct Options {
   double inner_stop = 0.1;   // per-row early stop of the automatic sweeps
   bool update_W = true;
   bool update_H = true;
+  bool extrapolate = false;  // HALS with Ang & Gillis extrapolation (extrapolation.hpp)
   int n_threads = 0;
 };
 
@@ -59,14 +60,21 @@ inline int auto_sweeps(double pass_cost, index_t rows, index_t k) {
   return static_cast<int>(std::clamp(1.0 + 0.5 * rho, 1.0, 100.0));
 }
 
+template <typename T, typename Op>
+Result fit_hals_extrapolated(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
+                             const std::function<bool(int, double)>& hook, double pass_cost);
+
 // Fits W and Ht in place. `hook(iteration, loss)` is called after every
-// iteration (if set) and stops the fit by returning false.
+// iteration (if set) and stops the fit by returning false. HALS with
+// opt.extrapolate runs the extrapolated loop of extrapolation.hpp.
 template <typename T, typename Op>
 Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
            const std::function<bool(int, double)>& hook, double pass_cost) {
   const index_t m = X.rows(), n = X.cols();
   require(k >= 1, "n_components must be >= 1");
   require(opt.max_iter >= 0, "max_iter must be >= 0");
+  if (opt.solver == Solver::Hals && opt.extrapolate && opt.update_W && opt.update_H)
+    return fit_hals_extrapolated(X, W, Ht, k, opt, hook, pass_cost);
   const int nt = opt.n_threads;
   std::vector<T> A(static_cast<std::size_t>(m * k)), B(static_cast<std::size_t>(n * k));
   std::vector<T> GW(static_cast<std::size_t>(k * k)), GH(static_cast<std::size_t>(k * k));
@@ -134,3 +142,5 @@ void solve_rows(const Op& X, T* W, const T* Ht, index_t k, Penalty pen, int n_th
 
 }  // namespace nmf
 }  // namespace rankfold
+
+#include "rankfold/nmf/extrapolation.hpp"  // NOLINT: the definition of fit_hals_extrapolated

@@ -847,3 +847,69 @@ def test_dask_bad_input():
     with pytest.raises(ValueError, match="unknown chunk sizes"):
         Y = da.ones((10, 4), chunks=(5, 4))
         DaskALS().fit(Y[Y[:, 0] > 0])
+
+
+# ---------------------------------------------------------------- NMF beta-divergence losses
+def test_nmf_beta_loss_bad_input(rng):
+    import scipy.sparse as sp
+
+    from rankfold import NMF
+
+    X = _nmf_data(rng) + 0.1
+    for solver in ("hals", "anls"):  # the least-squares solvers minimise the Frobenius loss only
+        with pytest.raises(ValueError, match="needs solver='mu'"):
+            NMF(3, solver=solver, beta_loss="kullback-leibler").fit(X)
+    with pytest.raises(ValueError, match="needs solver='mu'"):
+        NMF(3, beta_loss=0.5).fit(X)  # default solver
+    for loss in ("kl", "KL", "", None, True, float("nan"), float("inf"), [1.0]):
+        with pytest.raises(ValueError, match="beta_loss"):
+            NMF(3, solver="mu", beta_loss=loss).fit(X)
+    zeros = X.copy()
+    zeros[0, 0] = 0.0
+    for loss in ("itakura-saito", 0, -0.5):
+        with pytest.raises(ValueError, match="beta_loss <= 0"):
+            NMF(3, solver="mu", beta_loss=loss, max_iter=5).fit(zeros)
+        with pytest.raises(ValueError, match="beta_loss <= 0"):  # implicit zeros of a sparse X count
+            NMF(3, solver="mu", beta_loss=loss, max_iter=5).fit(sp.csr_matrix(zeros))
+    with pytest.raises(ValueError, match="beta_loss <= 0"):  # observed zeros count with a mask
+        NMF(3, solver="mu", beta_loss="itakura-saito", max_iter=5).fit(zeros, mask=np.ones_like(zeros))
+    model = NMF(3, solver="mu", beta_loss="itakura-saito", max_iter=5, tol=0.0).fit(X)
+    with pytest.raises(ValueError, match="beta_loss <= 0"):
+        model.transform(zeros)
+    kl = NMF(3, solver="mu", beta_loss="kullback-leibler", max_iter=5, tol=0.0)
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        kl.fit(-X)
+    with pytest.raises(ValueError, match="NaN"):
+        bad = X.copy()
+        bad[2, 2] = np.nan
+        kl.fit(bad)
+    with pytest.raises(ValueError, match="infinity"):
+        bad = X.copy()
+        bad[2, 2] = np.inf
+        kl.fit(bad)
+    with pytest.raises(ValueError, match="all zeros"):
+        kl.fit(np.zeros_like(X))
+    with pytest.raises(ValueError, match="all zeros"):
+        kl.fit(sp.csr_matrix(X.shape))
+    with pytest.raises(ValueError, match="mask= needs a dense X"):
+        kl.fit(sp.csr_matrix(X), mask=np.ones_like(X))
+    with pytest.raises(ValueError, match="W must have shape"):
+        NMF(3, solver="mu", beta_loss=1, init="custom").fit(X, W=np.ones((2, 3)), H=np.ones((3, X.shape[1])))
+    kl.fit(X)
+    with pytest.raises(ValueError, match="features"):
+        kl.transform(X[:, :-1])
+    # zeros are fine for beta > 0 (KL): a finite fit
+    W = NMF(3, solver="mu", beta_loss="kullback-leibler", max_iter=20, tol=0.0).fit_transform(zeros)
+    assert np.isfinite(W).all()
+
+
+def test_nmf_extrapolate_must_be_auto_or_bool(rng):
+    from rankfold import NMF
+
+    for bad in (1, None, 0.5):
+        with pytest.raises(TypeError, match="extrapolate"):
+            NMF(3, extrapolate=bad).fit(_nmf_data(rng))
+    with pytest.raises(ValueError, match="extrapolate"):
+        NMF(3, extrapolate="yes").fit(_nmf_data(rng))
+    with pytest.raises(ValueError, match="extrapolate"):
+        NMF(3, solver="mu", extrapolate=True).fit(_nmf_data(rng))

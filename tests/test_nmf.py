@@ -131,7 +131,7 @@ def test_hals_one_sweep_equals_sklearn_cd(rng, alpha_W, l1_ratio):
 def test_anls_half_steps_are_exact(rng):
     """After an ANLS fit, H is the exact NNLS solution for the final W (checked with scipy)."""
     X = low_rank(rng, m=30, n=20, k=4)
-    model = rankfold.NMF(4, solver="anls", init="random", random_state=0, max_iter=5, tol=0.0)
+    model = rankfold.NMF(4, solver="anls", init="random", random_state=0, max_iter=5, tol=0.0, extrapolate=False)
     W = model.fit_transform(X)
     H = model.components_
     for j in range(X.shape[1]):
@@ -258,10 +258,13 @@ def test_transform_with_penalty_is_optimal(rng):
 
 def test_tol_stops_early_and_max_iter_warns(rng):
     X = low_rank(rng)
-    model = rankfold.NMF(5, tol=1e-3, max_iter=500, random_state=0).fit(X)
+    model = rankfold.NMF(5, tol=1e-3, max_iter=500, random_state=0, extrapolate=False).fit(X)
     assert model.n_iter_ < 500
     rel = -np.diff(model.loss_history_)[-1] / model.loss_history_[-2]
     assert rel <= 1e-3
+    # extrapolated (the default): stops on an accepted step that lowered the best objective by <= tol
+    model = rankfold.NMF(5, tol=1e-3, max_iter=500, random_state=0).fit(X)
+    assert model.n_iter_ < 500
     with pytest.warns(ConvergenceWarning, match="max_iter"):
         rankfold.NMF(5, tol=1e-12, max_iter=3, random_state=0).fit(X)
 
@@ -367,7 +370,8 @@ def textbook_extrapolated_hals(X, W, H, iters, sweeps):
     """Extrapolated HALS with restarts, written out with NumPy: each half-step solves against the other
     factor's point max(0, Y + beta (Y - Y_prev)); beta grows by 1.05 (capped) while the objective of the
     pair (extrapolated W, plain H) decreases and shrinks by 1.5 otherwise; a projection that would zero a
-    whole column is undone. Returns the best pair and the best-so-far objectives."""
+    whole column is undone. A last W half-step against the best H ends the fit. Returns that pair and the
+    best-so-far objectives."""
 
     def hals_half(Y, A, G):  # rows of Y against A = X F, G = F^T F (column-wise HALS)
         Y = Y.copy()
@@ -410,7 +414,10 @@ def textbook_extrapolated_hals(X, W, H, iters, sweeps):
         H_prev = H_plain
         prev = loss
         history.append(best)
-    return best_pair[0], best_pair[1], np.array(history)
+    W, Ht = best_pair[0], best_pair[1].T
+    W = hals_half(W, X @ Ht, Ht.T @ Ht)  # the last W half-step against the returned H
+    history[-1] = min(history[-1], 0.5 * np.linalg.norm(X - W @ Ht.T) ** 2)
+    return W, Ht.T, np.array(history)
 
 
 def test_extrapolated_hals_matches_textbook(rng):
@@ -426,7 +433,7 @@ def test_extrapolated_hals_matches_textbook(rng):
 @pytest.mark.parametrize("solver", ["hals", "anls"])
 def test_extrapolation_keeps_the_best_pair(rng, solver):
     """Default ("auto") extrapolation: the history never increases and its last value is the objective of
-    the returned pair; ANLS's H is still the exact NNLS solution for the returned W."""
+    the returned pair; with ANLS, W is the exact NNLS solution for the returned H."""
     X = low_rank(rng, m=120, n=60, k=6, noise=0.3)
     W0, H0 = start(rng, X, 6)
     fast, Wf = fit_custom(X, W0, H0, solver=solver, max_iter=40, extrapolate="auto")
@@ -434,9 +441,9 @@ def test_extrapolation_keeps_the_best_pair(rng, solver):
     assert fast.n_iter_ == 40 and np.all(np.diff(hist) <= 0)
     # (the history uses ||X||^2 - 2 <X^T W, H^T> + <W^T W, H H^T>: exact up to rounding relative to ||X||^2)
     assert hist[-1] == pytest.approx(objective(X, Wf, fast.components_), abs=1e-12 * np.sum(X * X))
-    if solver == "anls":
-        for j in range(0, X.shape[1], 7):
-            np.testing.assert_allclose(fast.components_[:, j], scipy.optimize.nnls(Wf, X[:, j])[0], rtol=1e-6,
+    if solver == "anls":  # the last half-step makes W the exact NNLS solution for the returned H
+        for i in range(0, X.shape[0], 11):
+            np.testing.assert_allclose(Wf[i], scipy.optimize.nnls(fast.components_.T, X[i])[0], rtol=1e-6,
                                        atol=1e-9)
 
 

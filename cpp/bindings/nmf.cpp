@@ -11,6 +11,7 @@
 #include "common.hpp"
 
 #include "rankfold/nmf/graph.hpp"
+#include "rankfold/nmf/beta.hpp"
 #include "rankfold/nmf/masked.hpp"
 #include "rankfold/nmf/randomized_svd.hpp"
 #include "rankfold/nmf/robust.hpp"
@@ -311,7 +312,7 @@ void update_rows(py::array Y, const py::array& A, const py::array& G, const std:
       nmf::update_rows_mu(y, a, g, rows, k, pen, n_threads);
       break;
     case nmf::Solver::Anls:
-      nmf::update_rows_nnls(y, a, g, rows, k, pen, n_threads);
+      nmf::update_rows_bpp(y, a, g, rows, k, pen, n_threads);
       break;
   }
 }
@@ -419,6 +420,135 @@ void scaled_update(py::array Y, const py::array& A, const py::array& G, const py
   const nmf::Solver sol = solver_from(solver);
   py::gil_scoped_release release;
   nmf::update_rows_scaled(y, a, g, s, rows, k, nmf::Penalty{l1, l2}, sol, sweeps, n_threads);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- beta-divergence MU
+namespace {
+
+// Calls fn(source, transposed) with the row source the spec describes: the
+// rows of X (C-ordered dense, CSR) or of X^T (F-ordered dense, CSC).
+template <typename T, typename Fn>
+void visit_beta_source(const py::tuple& spec, const T* weights, Fn&& fn) {
+  require(spec.size() >= 2, "bad X spec");
+  const std::string kind = spec[0].cast<std::string>();
+  if (kind == "dense") {
+    py::array a = spec[1];
+    require<TypeMismatch>(same_dtype<T>(a), "X must have the dtype of the factors");
+    require(a.ndim() == 2, "X must be 2-D");
+    const bool c = (a.flags() & py::array::c_style) != 0;
+    const bool f = (a.flags() & py::array::f_style) != 0;
+    require(c || f, "X must be C- or F-contiguous");
+    require(weights == nullptr || c, "weighted X must be C-ordered");
+    nmf::DenseRows<T> src;
+    src.x = static_cast<const T*>(a.data());
+    src.w = weights;
+    src.rows = c ? a.shape(0) : a.shape(1);
+    src.cols = c ? a.shape(1) : a.shape(0);
+    src.ld = src.cols;
+    fn(src, !c);
+    return;
+  }
+  require(weights == nullptr, "weights need a dense X");
+  require(kind == "csr" || kind == "csc", "unknown X kind ", kind);
+  require(spec.size() == 6, "bad sparse X spec");
+  const bool csc = kind == "csc";
+  auto run = [&](auto tag) {
+    using I = decltype(tag);
+    py::array indptr = spec[1], indices = spec[2], data = spec[3];
+    const index_t rows = spec[4].cast<index_t>(), cols = spec[5].cast<index_t>();
+    require<TypeMismatch>(same_dtype<T>(data), "X data must have the dtype of the factors");
+    require<TypeMismatch>(same_dtype<I>(indices) && same_dtype<I>(indptr),
+                          "X indices and indptr must share one int dtype");
+    require(indptr.ndim() == 1 && indices.ndim() == 1 && data.ndim() == 1, "X sparse arrays must be 1-D");
+    require((indptr.flags() & indices.flags() & data.flags() & py::array::c_style) != 0,
+            "X sparse arrays must be contiguous");
+    nmf::SparseRows<T, I> src;
+    src.v.rows = csc ? cols : rows;
+    src.v.cols = csc ? rows : cols;
+    require(indptr.shape(0) == src.v.rows + 1, "X indptr has the wrong length");
+    src.v.indptr = static_cast<const I*>(indptr.data());
+    src.v.indices = static_cast<const I*>(indices.data());
+    src.v.data = static_cast<const T*>(data.data());
+    require(indices.shape(0) >= src.v.nnz() && data.shape(0) >= src.v.nnz(),
+            "X indices/data are shorter than indptr says");
+    src.v.validate();
+    fn(src, csc);
+  };
+  if (same_dtype<std::int32_t>(spec[2].cast<py::array>()))
+    run(std::int32_t{});
+  else
+    run(std::int64_t{});
+}
+
+template <typename T>
+void check_source_shape(const nmf::DenseRows<T>& s, bool transposed, index_t m, index_t n) {
+  require((transposed ? s.cols : s.rows) == m && (transposed ? s.rows : s.cols) == n,
+          "X must have shape (", m, ", ", n, ") to match W and H");
+}
+template <typename T, typename I>
+void check_source_shape(const nmf::SparseRows<T, I>& s, bool transposed, index_t m, index_t n) {
+  require((transposed ? s.cols() : s.rows()) == m && (transposed ? s.rows() : s.cols()) == n,
+          "X must have shape (", m, ", ", n, ") to match W and H");
+}
+
+std::function<bool(int, double)> python_hook(py::object& hook) {
+  if (hook.is_none()) return {};
+  return [&hook](int it, double loss) {
+    py::gil_scoped_acquire acquire;
+    py::object r = hook(it, loss);
+    return r.is_none() || r.cast<bool>();
+  };
+}
+
+template <typename T>
+py::tuple fit_beta(const py::tuple& spec, const py::object& mask, py::array W, py::array Ht, double beta,
+                   int max_iter, double tol, double l1_W, double l2_W, double l1_H, double l2_H, bool update_H,
+                   int n_threads, py::object hook) {
+  nmf::BetaOptions opt;
+  opt.beta = beta;
+  opt.max_iter = max_iter;
+  opt.tol = tol;
+  opt.pen_W = {l1_W, l2_W};
+  opt.pen_H = {l1_H, l2_H};
+  opt.update_H = update_H;
+  opt.n_threads = n_threads;
+  require(max_iter >= 0, "max_iter must be >= 0");
+  require(tol >= 0, "tol must be >= 0");
+  require(W.ndim() == 2 && Ht.ndim() == 2, "W and H^T must be 2-D");
+  const index_t k = W.shape(1);
+  const index_t m = W.shape(0), n = Ht.shape(0);
+  T* w = mutable_ptr<T>(W, "W", m, k);
+  T* h = mutable_ptr<T>(Ht, "H^T", n, k);
+  const T* weights = nullptr;
+  if (!mask.is_none()) weights = const_ptr<T>(mask.cast<py::array>(), "mask", m, n);
+  auto callback = python_hook(hook);
+  nmf::Result res;
+  visit_beta_source<T>(spec, weights, [&](const auto& src, bool transposed) {
+    check_source_shape(src, transposed, m, n);
+    py::gil_scoped_release release;
+    res = nmf::fit_beta<T>(src, transposed, w, h, k, opt, callback);
+  });
+  return py::make_tuple(res.n_iter, res.converged, res.losses);
+}
+
+template <typename T>
+double beta_divergence(const py::tuple& spec, const py::object& mask, py::array W, py::array Ht, double beta,
+                       int n_threads) {
+  require(W.ndim() == 2 && Ht.ndim() == 2, "W and H^T must be 2-D");
+  const index_t k = W.shape(1), m = W.shape(0), n = Ht.shape(0);
+  T* w = mutable_ptr<T>(W, "W", m, k);
+  T* h = mutable_ptr<T>(Ht, "H^T", n, k);
+  const T* weights = nullptr;
+  if (!mask.is_none()) weights = const_ptr<T>(mask.cast<py::array>(), "mask", m, n);
+  double out = 0.0;
+  visit_beta_source<T>(spec, weights, [&](const auto& src, bool transposed) {
+    check_source_shape(src, transposed, m, n);
+    py::gil_scoped_release release;
+    out = nmf::beta_divergence<T>(src, transposed, w, h, k, beta, n_threads);
+  });
+  return out;
 }
 
 }  // namespace
@@ -582,6 +712,36 @@ void register_nmf(py::module_& m) {
       py::arg("Y"), py::arg("A"), py::arg("G"), py::arg("scale"), py::arg("solver"), py::arg("l1"), py::arg("l2"),
       py::arg("sweeps"), py::arg("n_threads"),
       "Rows of Y minimise s_r (0.5 y'Gy - a'y) + l1 sum(y) + 0.5 l2 |y|^2, y >= 0, in place.");
+  m.def(
+      "nmf_fit_beta",
+      [](const py::tuple& spec, const py::object& mask, py::array W, py::array Ht, double beta, int max_iter,
+         double tol, double l1_W, double l2_W, double l1_H, double l2_H, bool update_H, int n_threads,
+         py::object hook) {
+        return by_dtype(
+            W,
+            [&] {
+              return fit_beta<float>(spec, mask, W, Ht, beta, max_iter, tol, l1_W, l2_W, l1_H, l2_H, update_H,
+                                     n_threads, hook);
+            },
+            [&] {
+              return fit_beta<double>(spec, mask, W, Ht, beta, max_iter, tol, l1_W, l2_W, l1_H, l2_H, update_H,
+                                      n_threads, hook);
+            });
+      },
+      py::arg("X"), py::arg("mask"), py::arg("W"), py::arg("Ht"), py::arg("beta"), py::arg("max_iter"),
+      py::arg("tol"), py::arg("l1_W"), py::arg("l2_W"), py::arg("l1_H"), py::arg("l2_H"), py::arg("update_H"),
+      py::arg("n_threads"), py::arg("hook"),
+      "Beta-divergence MU fit of W (m x k) and Ht (n x k) in place (mask: None or C-ordered weights of X's "
+      "shape, dense X); returns (n_iter, converged, losses).");
+  m.def(
+      "nmf_beta_divergence",
+      [](const py::tuple& spec, const py::object& mask, py::array W, py::array Ht, double beta, int n_threads) {
+        return by_dtype(
+            W, [&] { return beta_divergence<float>(spec, mask, W, Ht, beta, n_threads); },
+            [&] { return beta_divergence<double>(spec, mask, W, Ht, beta, n_threads); });
+      },
+      py::arg("X"), py::arg("mask"), py::arg("W"), py::arg("Ht"), py::arg("beta"), py::arg("n_threads"),
+      "D_beta(X | W Ht^T) (weighted by mask when given).");
 }
 
 }  // namespace bindings

@@ -8,9 +8,15 @@ they exist, same attributes, same penalty scaling) with a C++ core:
   cheap coordinate sweeps over W and H with the k x k Gram matrices
   (Gillis & Glineur 2012). With ``inner_sweeps=1`` the iterates are those of
   textbook HALS (scikit-learn's ``cd`` without shuffling).
-* ``solver="mu"``: Lee & Seung multiplicative updates.
+* ``solver="mu"``: Lee & Seung multiplicative updates; the only solver for
+  ``beta_loss`` other than "frobenius" ("kullback-leibler", "itakura-saito"
+  or any float beta; Fevotte & Idier's MM exponent for beta outside [1, 2]),
+  on dense, weighted and sparse X (the KL update needs W H only at the
+  stored entries; other betas form it a block of rows at a time).
 * ``solver="anls"``: alternating nonnegative least squares, every half-step
-  solved exactly row by row (active-set NNLS).
+  solved exactly row by row (NNLS by block principal pivoting, Kim & Park
+  2011, rows sharing a passive set sharing one factorization); ``transform``
+  uses the same solver.
 
 The objective is scikit-learn's::
 
@@ -19,6 +25,11 @@ The objective is scikit-learn's::
       + 0.5 * alpha_W * (1 - l1_ratio) * n_features * ||W||_F^2
       + alpha_H * l1_ratio * n_samples * ||H||_1
       + 0.5 * alpha_H * (1 - l1_ratio) * n_samples * ||H||_F^2
+
+For the beta losses the objective is the beta-divergence D_beta(X | W H)
+(scikit-learn's ``_beta_divergence``) plus the same penalties, and
+``reconstruction_err_`` is ``sqrt(2 * D_beta)``. For beta <= 0, X may not
+contain zeros (a ``ValueError``, as in scikit-learn).
 
 ``tol`` is a bound on the relative decrease of that objective between two
 consecutive iterations. ``loss_history_`` holds the objective after every
@@ -102,7 +113,7 @@ __all__ = ["NMF", "randomized_svd", "grid_graph", "ConvergenceWarning", "NotFitt
 
 _SOLVERS = ("hals", "mu", "anls")
 _INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
-_LOSSES = ("frobenius",)
+_LOSSES = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}
 
 
 # ---------------------------------------------------------------- input handling
@@ -263,7 +274,11 @@ class NMF(_NamesMixin, _Transformer, _Base):
         else "random". The NNDSVD variants use a randomized SVD.
         "custom" takes ``W`` and ``H`` passed to ``fit``/``fit_transform``.
     solver : {"hals", "mu", "anls"}
-    beta_loss : {"frobenius"}
+    beta_loss : {"frobenius", "kullback-leibler", "itakura-saito"} or float
+        The beta-divergence minimised (2, 1, 0 are the same as the names).
+        Other losses than "frobenius" need ``solver="mu"``; for beta <= 0 X
+        may not contain zeros. ``reconstruction_err_`` is then
+        ``sqrt(2 * divergence)`` as in scikit-learn.
     tol : float
         Stop when the objective decreases by less than ``tol`` (relative)
         between two iterations; 0 runs all ``max_iter`` iterations.
@@ -434,10 +449,11 @@ class NMF(_NamesMixin, _Transformer, _Base):
 
     def _check_params(self) -> None:
         check_choice(self.solver, "solver", _SOLVERS)
-        if not isinstance(self.beta_loss, str) or self.beta_loss not in _LOSSES:
+        beta = self._beta()
+        if beta != 2.0 and self.solver != "mu":
             raise ValueError(
-                f"beta_loss must be 'frobenius' (the only loss implemented so far); got {self.beta_loss!r}"
-            )
+                f"beta_loss={self.beta_loss!r} needs solver='mu': solver={self.solver!r} minimises the "
+                f"Frobenius loss only (as scikit-learn's 'cd')")
         if self.init is not None:
             check_choice(self.init, "init", _INITS)
         check_int(self.max_iter, "max_iter", low=0)
@@ -450,6 +466,9 @@ class NMF(_NamesMixin, _Transformer, _Base):
             check_int(self.inner_sweeps, "inner_sweeps", low=1, high=10000)
         self._extrapolate()
         _nmf_research.check_params(self)
+        if beta != 2.0 and _nmf_research.active(self):
+            raise ValueError(f"graph_reg, robust and abundance_sum_to_one work with beta_loss='frobenius' only; "
+                             f"got beta_loss={self.beta_loss!r}")
 
     def _extrapolate(self) -> bool:
         ex = self.extrapolate
@@ -463,6 +482,16 @@ class NMF(_NamesMixin, _Transformer, _Base):
         if ex and self.solver == "mu":
             raise ValueError("extrapolate=True does not work with solver='mu'; use 'hals' or 'anls'")
         return bool(ex)
+
+    def _beta(self) -> float:
+        """beta_loss as a number: 'frobenius' 2, 'kullback-leibler' 1, 'itakura-saito' 0, or a float."""
+        loss = self.beta_loss
+        if isinstance(loss, str) and loss in _LOSSES:
+            return _LOSSES[loss]
+        if isinstance(loss, numbers.Real) and not isinstance(loss, bool) and np.isfinite(loss):
+            return float(loss)
+        raise ValueError(
+            f"beta_loss must be 'frobenius', 'kullback-leibler', 'itakura-saito' or a finite float; got {loss!r}")
 
     # -- fitting
     def fit(self, X: Any, y: Any = None, W: Any = None, H: Any = None, mask: Any = None) -> "NMF":
@@ -499,6 +528,8 @@ class NMF(_NamesMixin, _Transformer, _Base):
             )
         if _nmf_research.active(self):  # graph_reg, robust, abundance_sum_to_one
             return _nmf_research.fit(self, X, weights, init, k, W, H, threads, seed)
+        if self._beta() != 2.0:
+            return self._fit_beta(X, weights, init, k, W, H, threads, seed)
         if weights is not None:
             return self._fit_masked(X, weights, init, k, W, H, threads, seed)
         spec = _spec(X)
@@ -577,6 +608,47 @@ class NMF(_NamesMixin, _Transformer, _Base):
         self.reconstruction_err_ = float(np.sqrt(np.sum(weights * R * R)))
         return Wf
 
+    def _fit_beta(self, X: Any, weights: Optional[np.ndarray], init: str, k: int, W: Any, H: Any, threads: int,
+                  seed: int) -> np.ndarray:
+        """Beta-divergence MU (solver='mu'); weights: dense X only (see _fit_masked)."""
+        beta = self._beta()
+        m, n = X.shape
+        mask = None
+        if weights is not None:
+            X = np.ascontiguousarray(np.where(weights > 0, np.nan_to_num(X, nan=0.0), 0), dtype=X.dtype)
+            mask = weights
+            observed = weights > 0
+            total, count = float(X[observed].sum(dtype=np.float64)), int(observed.sum())
+            low = float(X[observed].min())
+        else:
+            total, _ = _core.nmf_sums(_spec(X), np.empty((1, 1), X.dtype), threads)
+            count = m * n
+            low = float(X.min()) if not sp.issparse(X) else (0.0 if X.nnz < m * n else float(X.data.min()))
+        if total == 0.0:
+            raise ValueError("X is all zeros; there is nothing to factorize")
+        if beta <= 0 and low == 0.0:
+            raise ValueError(
+                "When beta_loss <= 0 (e.g. 'itakura-saito') and X contains zeros, the multiplicative updates "
+                "divide by zero; add a small value to X or use a positive beta_loss (e.g. 'kullback-leibler')")
+        mean = total / count
+        if init == "custom":
+            Wf, Ht = self._custom_start(X, W, H, k)
+        elif weights is not None:
+            rng = np.random.default_rng(seed)
+            avg = np.sqrt(mean / k)
+            Ht = (avg * np.abs(rng.standard_normal((n, k)))).astype(X.dtype)
+            Wf = (avg * np.abs(rng.standard_normal((m, k)))).astype(X.dtype)
+        else:
+            Wf, Ht = _initialize(X, k, init, seed, threads, mean)
+        l1W, l2W, l1H, l2H = self._penalties(m, n)
+        n_iter, converged, losses = _core.nmf_fit_beta(
+            _spec(X), mask, Wf, Ht, beta, int(self.max_iter), float(self.tol), l1W, l2W, l1H, l2H, True,
+            threads, self._hook())
+        self._finish(n_iter, converged, losses, Wf, Ht, n)
+        div = _core.nmf_beta_divergence(_spec(X), mask, Wf, Ht, beta, threads)
+        self.reconstruction_err_ = float(np.sqrt(2.0 * max(div, 0.0)))
+        return Wf
+
     def _custom_start(self, X: Any, W: Any, H: Any, k: int) -> Tuple[np.ndarray, np.ndarray]:
         m, n = X.shape
         W0 = check_array(W, "W", dtype=X.dtype, nonnegative=True, copy=True)
@@ -639,6 +711,8 @@ class NMF(_NamesMixin, _Transformer, _Base):
             return _nmf_research.transform(self, X, threads)
         l1W, l2W, _, _ = self._penalties(m, n)
         Ht = np.ascontiguousarray(self.components_.T)
+        if self._beta() != 2.0:
+            return self._transform_beta(X, Ht, l1W, l2W, threads)
         W = np.zeros((m, self.components_.shape[0]), dtype=X.dtype)
         if nan_missing and not sp.issparse(X) and np.isnan(X).any():
             observed = ~np.isnan(X)
@@ -647,6 +721,28 @@ class NMF(_NamesMixin, _Transformer, _Base):
                                         threads)
             return W
         _core.nmf_solve_rows(_spec(X), W, Ht, l1W, l2W, threads)
+        return W
+
+    def _transform_beta(self, X: Any, Ht: np.ndarray, l1W: float, l2W: float, threads: int) -> np.ndarray:
+        """W for new data with H fixed by MU on the beta-divergence (scikit-learn's transform for 'mu')."""
+        m, n = X.shape
+        k = Ht.shape[1]
+        mask = None
+        if not sp.issparse(X) and np.isnan(X).any():
+            mask = np.ascontiguousarray(~np.isnan(X), dtype=X.dtype)
+            X = np.ascontiguousarray(np.where(mask > 0, X, 0), dtype=X.dtype)
+            mean = float(X.sum(dtype=np.float64)) / max(float(mask.sum()), 1.0)
+        else:
+            mean = _core.nmf_sums(_spec(X), np.empty((1, 1), X.dtype), threads)[0] / (m * n)
+        if self._beta() <= 0:
+            observed = X.data if sp.issparse(X) else (X[mask > 0] if mask is not None else X)
+            if observed.size == 0 or observed.min() == 0 or (sp.issparse(X) and X.nnz < m * n):
+                raise ValueError("When beta_loss <= 0 and X contains zeros, the multiplicative updates divide by "
+                                 "zero; add a small value to X or use a positive beta_loss")
+        W = np.full((m, k), np.sqrt(max(mean, 0.0) / k), dtype=X.dtype)
+        Hc = Ht.copy()
+        _core.nmf_fit_beta(_spec(X), mask, W, Hc, self._beta(), int(self.max_iter), float(self.tol), l1W, l2W,
+                           0.0, 0.0, False, threads, None)
         return W
 
     def inverse_transform(self, X: Any = None, *, Xt: Any = None) -> np.ndarray:

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "rankfold/core/error.hpp"
+#include "rankfold/nmf/bpp.hpp"
 #include "rankfold/nmf/operator.hpp"
 #include "rankfold/nmf/updates.hpp"
 
@@ -121,7 +122,8 @@ inline int auto_sweeps(double pass_cost, index_t rows, index_t k) {
 // (a restart). The pair (W, H) of every iteration is a genuine iterate (H is
 // the best response to W), so the returned pair is the best one seen, and
 // losses[i] is the objective of the best pair after iteration i+1 (it never
-// increases). X is still touched twice per iteration.
+// increases). X is still touched twice per iteration, plus one pass for a
+// last W half-step against the returned H.
 template <typename T, typename Op, typename HalfStep>
 Result fit_extrapolated(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
                         const std::function<bool(int, double)>& hook, HalfStep&& half_step, int sweeps_W,
@@ -183,6 +185,19 @@ Result fit_extrapolated(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
   if (res.n_iter > 0) {
     std::copy(W_best.begin(), W_best.end(), W);
     std::copy(H_best.begin(), H_best.end(), Ht);
+    // W is an extrapolated point: one more W half-step against the returned
+    // H (one more pass over X; it can only lower the objective) makes W the
+    // response to H, as in the plain loop, so that transform(X) reproduces it.
+    X.times(Ht, k, A.data(), nt);
+    gram(Ht, n, k, GH.data(), nt);
+    half_step(W, A.data(), GH.data(), m, opt.pen_W, sweeps_W);
+    gram(W, m, k, GW.data(), nt);
+    double cross = 0.0, quad = 0.0;
+    for (std::size_t i = 0; i < mk; ++i) cross += static_cast<double>(A[i]) * W[i];
+    for (index_t i = 0; i < k * k; ++i) quad += static_cast<double>(GW[i]) * GH[i];
+    const double loss = 0.5 * std::max(0.0, xx - 2.0 * cross + quad) + penalties(W, m, k, opt.pen_W) +
+                        penalties(Ht, n, k, opt.pen_H);
+    res.losses.back() = std::min(res.losses.back(), loss);
   }
   return res;
 }
@@ -212,7 +227,7 @@ Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
         update_rows_mu(Y, Ab, G, rows, k, pen, nt);
         break;
       case Solver::Anls:
-        update_rows_nnls(Y, Ab, G, rows, k, pen, nt);
+        update_rows_bpp(Y, Ab, G, rows, k, pen, nt);
         break;
     }
   };
@@ -254,14 +269,14 @@ Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
 }
 
 // W = argmin_{W >= 0} of the W half-problem with Ht fixed, exactly (rows by
-// active-set NNLS): the transform of new data.
+// block principal pivoting, from W's support on entry): the transform of new data.
 template <typename T, typename Op>
 void solve_rows(const Op& X, T* W, const T* Ht, index_t k, Penalty pen, int n_threads) {
   const index_t m = X.rows(), n = X.cols();
   std::vector<T> A(static_cast<std::size_t>(m * k)), G(static_cast<std::size_t>(k * k));
   X.times(Ht, k, A.data(), n_threads);
   gram(Ht, n, k, G.data(), n_threads);
-  update_rows_nnls(W, A.data(), G.data(), m, k, pen, n_threads);
+  update_rows_bpp(W, A.data(), G.data(), m, k, pen, n_threads);
 }
 
 }  // namespace nmf

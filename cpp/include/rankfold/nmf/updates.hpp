@@ -148,35 +148,35 @@ void update_rows_hals(T* Y, const T* A, const T* G, index_t rows, index_t k, Pen
 
 // Multiplicative update (Lee & Seung, with scikit-learn's elastic-net terms
 // in the denominator): y_j *= a_j / ((G y)_j + l1 + l2 y_j), all j from the
-// old y (Jacobi), a zero denominator replaced by float32 epsilon.
+// old y (Jacobi), a zero denominator replaced by float32 epsilon. The
+// denominators of a block of rows are one small GEMM (Y_b G, G symmetric):
+// per-row dot products of length k would spend most of their time in
+// horizontal reductions.
 template <typename T>
 void update_rows_mu(T* Y, const T* A, const T* G, index_t rows, index_t k, Penalty pen, int n_threads) {
   const T l1 = static_cast<T>(pen.l1), l2 = static_cast<T>(pen.l2);
   const T eps = std::numeric_limits<float>::epsilon();
+  constexpr index_t kBlock = 256;
+  const index_t n_blocks = (rows + kBlock - 1) / kBlock;
+  auto g = row_view(G, k, k);
   parallel_for(
-      0, rows, n_threads,
-      [&](index_t r) {
-        T* y = Y + r * k;
-        const T* a = A + r * k;
-        T denom[512];
-        std::vector<T> big;
-        T* d = denom;
-        if (k > 512) {
-          big.resize(static_cast<std::size_t>(k));
-          d = big.data();
+      0, n_blocks, n_threads,
+      [&](index_t b) {
+        const index_t r0 = b * kBlock, nr = std::min(kBlock, rows - r0);
+        RowMatrix<T> D(nr, k);
+        D.noalias() = row_view(static_cast<const T*>(Y + r0 * k), nr, k) * g;
+        for (index_t r = 0; r < nr; ++r) {
+          T* y = Y + (r0 + r) * k;
+          const T* a = A + (r0 + r) * k;
+          for (index_t j = 0; j < k; ++j) {
+            T s = D(r, j);
+            if (l1 > T(0)) s += l1;
+            if (l2 > T(0)) s += l2 * y[j];
+            y[j] *= a[j] / (s == T(0) ? eps : s);
+          }
         }
-        for (index_t j = 0; j < k; ++j) {
-          const T* g = G + j * k;
-          T s = T(0);
-#pragma omp simd reduction(+ : s)
-          for (index_t l = 0; l < k; ++l) s += g[l] * y[l];
-          if (l1 > T(0)) s += l1;
-          if (l2 > T(0)) s += l2 * y[j];
-          d[j] = s == T(0) ? eps : s;
-        }
-        for (index_t j = 0; j < k; ++j) y[j] *= a[j] / d[j];
       },
-      256);
+      1);
 }
 
 // Exact nonnegative least squares in Gram form for one row:
@@ -190,13 +190,18 @@ class NnlsSolver {
     tol_ = 1e-12 * scale_ * static_cast<double>(k_);
   }
 
-  void solve(const Eigen::VectorXd& b, Eigen::VectorXd& y) {
+  // With max_added >= 0, gives up (returns false, y the last feasible
+  // iterate) once that many indices have entered the passive set: block
+  // principal pivoting uses a capped run to solve cheaply the rows whose
+  // solution has only a few positive coordinates.
+  bool solve(const Eigen::VectorXd& b, Eigen::VectorXd& y, int max_added = -1) {
     const index_t k = k_;
     y.setZero(k);
     std::vector<char> passive(static_cast<std::size_t>(k), 0);
     Eigen::VectorXd w = b;  // negative gradient at y = 0
     Eigen::VectorXd z(k);
     const int max_outer = static_cast<int>(3 * k + 10);
+    bool converged = false;
     for (int outer = 0; outer < max_outer; ++outer) {
       index_t best = -1;
       double best_w = tol_ * std::max(1.0, b.cwiseAbs().maxCoeff() / scale_);
@@ -205,7 +210,11 @@ class NnlsSolver {
           best_w = w[j];
           best = j;
         }
-      if (best < 0) break;
+      if (best < 0) {
+        converged = true;
+        break;
+      }
+      if (max_added >= 0 && outer >= max_added) break;
       passive[best] = 1;
       for (int inner = 0; inner < 3 * k + 10; ++inner) {
         solve_passive(b, passive, z);
@@ -231,6 +240,7 @@ class NnlsSolver {
       w = b - G_ * y;
     }
     for (index_t j = 0; j < k; ++j) y[j] = std::max(0.0, y[j]);
+    return converged;
   }
 
  private:

@@ -72,7 +72,8 @@ def main() -> None:
     graph = grid_graph(X, (95, 95), "F")
     common = dict(max_iter=300, tol=1e-6, n_threads=args.threads)
     methods = {
-        "plain NMF (hals)": dict(solver="hals"),
+        "plain NMF (hals)": dict(solver="hals", extrapolate=False),
+        "plain NMF (hals, extrapolated: the default)": dict(solver="hals"),
         "plain NMF (mu)": dict(solver="mu"),
         "SS-NMF: graph (hals)": dict(solver="hals", graph=graph, graph_reg=1e-3),
         "SS-NMF: graph (mu)": dict(solver="mu", graph=graph, graph_reg=1e-3),

@@ -370,8 +370,8 @@ def textbook_extrapolated_hals(X, W, H, iters, sweeps):
     """Extrapolated HALS with restarts, written out with NumPy: each half-step solves against the other
     factor's point max(0, Y + beta (Y - Y_prev)); beta grows by 1.05 (capped) while the objective of the
     pair (extrapolated W, plain H) decreases and shrinks by 1.5 otherwise; a projection that would zero a
-    whole column is undone. A last W half-step against the best H ends the fit. Returns that pair and the
-    best-so-far objectives."""
+    whole column is undone. A last W half-step against the best H ends the fit, and the pairs are
+    rescaled to equal norms. Returns that pair and the best-so-far objectives."""
 
     def hals_half(Y, A, G):  # rows of Y against A = X F, G = F^T F (column-wise HALS)
         Y = Y.copy()
@@ -417,7 +417,8 @@ def textbook_extrapolated_hals(X, W, H, iters, sweeps):
     W, Ht = best_pair[0], best_pair[1].T
     W = hals_half(W, X @ Ht, Ht.T @ Ht)  # the last W half-step against the returned H
     history[-1] = min(history[-1], 0.5 * np.linalg.norm(X - W @ Ht.T) ** 2)
-    return W, Ht.T, np.array(history)
+    c = np.sqrt(np.linalg.norm(Ht, axis=0) / np.linalg.norm(W, axis=0))  # balanced pairs, ||w_j|| = ||h_j||
+    return W * c, (Ht / c).T, np.array(history)
 
 
 def test_extrapolated_hals_matches_textbook(rng):
@@ -441,6 +442,7 @@ def test_extrapolation_keeps_the_best_pair(rng, solver):
     assert fast.n_iter_ == 40 and np.all(np.diff(hist) <= 0)
     # (the history uses ||X||^2 - 2 <X^T W, H^T> + <W^T W, H H^T>: exact up to rounding relative to ||X||^2)
     assert hist[-1] == pytest.approx(objective(X, Wf, fast.components_), abs=1e-12 * np.sum(X * X))
+    np.testing.assert_allclose(np.linalg.norm(Wf, axis=0), np.linalg.norm(fast.components_, axis=1), rtol=1e-9)
     if solver == "anls":  # the last half-step makes W the exact NNLS solution for the returned H
         for i in range(0, X.shape[0], 11):
             np.testing.assert_allclose(Wf[i], scipy.optimize.nnls(fast.components_.T, X[i])[0], rtol=1e-6,

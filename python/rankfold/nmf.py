@@ -307,7 +307,8 @@ class NMF(_NamesMixin, _Transformer, _Base):
         restarts (Ang & Gillis 2019): the same cost per iteration, often
         several times fewer iterations to a given error (most on
         ill-conditioned data). The best pair seen is returned, and
-        ``loss_history_`` then holds the objective of the best pair so far.
+        ``loss_history_`` then holds the objective of the best pair so far;
+        without penalties the pairs come back balanced (``||w_j|| = ||h_j||``).
         "auto": on for "hals" and "anls" without penalties on complete data;
         off with ``alpha_W``/``alpha_H`` (a penalty on one factor only lets the
         scale drift between W and H, and extrapolation follows the drift:

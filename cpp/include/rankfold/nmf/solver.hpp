@@ -114,6 +114,24 @@ inline int auto_sweeps(double pass_cost, index_t rows, index_t k) {
   return static_cast<int>(std::clamp(1.0 + 0.5 * rho, 1.0, 100.0));
 }
 
+// Rescales column j of W (rows_w x k) and of Ht (rows_h x k) by c and 1/c
+// so that both have the same Euclidean norm (columns with a zero stay).
+template <typename T>
+void balance_columns(T* W, index_t rows_w, T* Ht, index_t rows_h, index_t k) {
+  std::vector<double> nw(static_cast<std::size_t>(k), 0.0), nh(static_cast<std::size_t>(k), 0.0);
+  for (index_t i = 0; i < rows_w; ++i)
+    for (index_t j = 0; j < k; ++j) nw[j] += static_cast<double>(W[i * k + j]) * W[i * k + j];
+  for (index_t i = 0; i < rows_h; ++i)
+    for (index_t j = 0; j < k; ++j) nh[j] += static_cast<double>(Ht[i * k + j]) * Ht[i * k + j];
+  std::vector<T> scale(static_cast<std::size_t>(k), T(1));
+  for (index_t j = 0; j < k; ++j)
+    if (nw[j] > 0.0 && nh[j] > 0.0) scale[j] = static_cast<T>(std::pow(nh[j] / nw[j], 0.25));
+  for (index_t i = 0; i < rows_w; ++i)
+    for (index_t j = 0; j < k; ++j) W[i * k + j] *= scale[j];
+  for (index_t i = 0; i < rows_h; ++i)
+    for (index_t j = 0; j < k; ++j) Ht[i * k + j] /= scale[j];
+}
+
 // The fit loop with extrapolation (Ang & Gillis, "Accelerating nonnegative
 // matrix factorization algorithms using extrapolation", Neural Computation
 // 2019). Each half-step solves against the other factor's extrapolated point
@@ -123,7 +141,8 @@ inline int auto_sweeps(double pass_cost, index_t rows, index_t k) {
 // the best response to W), so the returned pair is the best one seen, and
 // losses[i] is the objective of the best pair after iteration i+1 (it never
 // increases). X is still touched twice per iteration, plus one pass for a
-// last W half-step against the returned H.
+// last W half-step against the returned H. Without penalties the returned
+// pairs are balanced (||w_j|| = ||h_j||).
 template <typename T, typename Op, typename HalfStep>
 Result fit_extrapolated(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
                         const std::function<bool(int, double)>& hook, HalfStep&& half_step, int sweeps_W,
@@ -198,6 +217,11 @@ Result fit_extrapolated(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
     const double loss = 0.5 * std::max(0.0, xx - 2.0 * cross + quad) + penalties(W, m, k, opt.pen_W) +
                         penalties(Ht, n, k, opt.pen_H);
     res.losses.back() = std::min(res.losses.back(), loss);
+    // Extrapolating W and H can move scale from one factor to the other
+    // (W H is unchanged by w_j c, h_j / c); without penalties, hand back
+    // balanced pairs, ||w_j|| = ||h_j||, instead of an accident of the path.
+    const bool unpenalised = opt.pen_W.l1 == 0.0 && opt.pen_W.l2 == 0.0 && opt.pen_H.l1 == 0.0 && opt.pen_H.l2 == 0.0;
+    if (unpenalised) balance_columns(W, m, Ht, n, k);
   }
   return res;
 }

@@ -107,6 +107,18 @@ double penalties(const T* Y, index_t rows, index_t k, Penalty pen) {
   return pen.l1 * s1 + 0.5 * pen.l2 * s2;
 }
 
+// The objective from products already at hand:
+//   0.5 ||X - W H||^2 = 0.5 (||X||^2 - 2 <P, Q> + <W^T W, H H^T>) + penalties,
+// with (P, Q) = (X^T W, H^T) or (X H^T, W), `size` entries each.
+template <typename T>
+double objective(double xx, const T* P, const T* Q, std::size_t size, const T* GW, const T* GH, index_t k,
+                 const T* W, index_t m, const T* Ht, index_t n, const Options& opt) {
+  double cross = 0.0, quad = 0.0;
+  for (std::size_t i = 0; i < size; ++i) cross += static_cast<double>(P[i]) * Q[i];
+  for (index_t i = 0; i < k * k; ++i) quad += static_cast<double>(GW[i]) * GH[i];
+  return 0.5 * std::max(0.0, xx - 2.0 * cross + quad) + penalties(W, m, k, opt.pen_W) + penalties(Ht, n, k, opt.pen_H);
+}
+
 // Automatic inner sweeps from the cost ratio of one pass over X to one sweep
 // (Gillis & Glineur's rho with alpha = 0.5), capped.
 inline int auto_sweeps(double pass_cost, index_t rows, index_t k) {
@@ -115,17 +127,15 @@ inline int auto_sweeps(double pass_cost, index_t rows, index_t k) {
 }
 
 // Rescales column j of W (rows_w x k) and of Ht (rows_h x k) by c and 1/c
-// so that both have the same Euclidean norm (columns with a zero stay).
+// so that both have the same Euclidean norm (columns with a zero stay);
+// GW and GH are their Gram matrices (the squared norms on the diagonal).
 template <typename T>
-void balance_columns(T* W, index_t rows_w, T* Ht, index_t rows_h, index_t k) {
-  std::vector<double> nw(static_cast<std::size_t>(k), 0.0), nh(static_cast<std::size_t>(k), 0.0);
-  for (index_t i = 0; i < rows_w; ++i)
-    for (index_t j = 0; j < k; ++j) nw[j] += static_cast<double>(W[i * k + j]) * W[i * k + j];
-  for (index_t i = 0; i < rows_h; ++i)
-    for (index_t j = 0; j < k; ++j) nh[j] += static_cast<double>(Ht[i * k + j]) * Ht[i * k + j];
+void balance_columns(T* W, index_t rows_w, T* Ht, index_t rows_h, index_t k, const T* GW, const T* GH) {
   std::vector<T> scale(static_cast<std::size_t>(k), T(1));
-  for (index_t j = 0; j < k; ++j)
-    if (nw[j] > 0.0 && nh[j] > 0.0) scale[j] = static_cast<T>(std::pow(nh[j] / nw[j], 0.25));
+  for (index_t j = 0; j < k; ++j) {
+    const double nw = GW[j * k + j], nh = GH[j * k + j];
+    if (nw > 0.0 && nh > 0.0) scale[j] = static_cast<T>(std::pow(nh / nw, 0.25));
+  }
   for (index_t i = 0; i < rows_w; ++i)
     for (index_t j = 0; j < k; ++j) W[i * k + j] *= scale[j];
   for (index_t i = 0; i < rows_h; ++i)
@@ -172,12 +182,8 @@ Result fit_extrapolated(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
     gram(W, m, k, GW.data(), nt);
     half_step(H_hat.data(), B.data(), GW.data(), n, opt.pen_H, sweeps_H);  // now the plain H iterate
     gram(H_hat.data(), n, k, GH.data(), nt);
-    double cross = 0.0;
-    for (std::size_t i = 0; i < nk; ++i) cross += static_cast<double>(B[i]) * H_hat[i];
-    double quad = 0.0;
-    for (index_t i = 0; i < k * k; ++i) quad += static_cast<double>(GW[i]) * GH[i];
-    const double loss = 0.5 * std::max(0.0, xx - 2.0 * cross + quad) + penalties(W, m, k, opt.pen_W) +
-                        penalties(H_hat.data(), n, k, opt.pen_H);
+    const double loss =
+        objective(xx, B.data(), H_hat.data(), nk, GW.data(), GH.data(), k, W, m, H_hat.data(), n, opt);
     const double best_before = best;
     if (loss < best) {
       best = loss;
@@ -211,17 +217,13 @@ Result fit_extrapolated(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
     gram(Ht, n, k, GH.data(), nt);
     half_step(W, A.data(), GH.data(), m, opt.pen_W, sweeps_W);
     gram(W, m, k, GW.data(), nt);
-    double cross = 0.0, quad = 0.0;
-    for (std::size_t i = 0; i < mk; ++i) cross += static_cast<double>(A[i]) * W[i];
-    for (index_t i = 0; i < k * k; ++i) quad += static_cast<double>(GW[i]) * GH[i];
-    const double loss = 0.5 * std::max(0.0, xx - 2.0 * cross + quad) + penalties(W, m, k, opt.pen_W) +
-                        penalties(Ht, n, k, opt.pen_H);
-    res.losses.back() = std::min(res.losses.back(), loss);
+    res.losses.back() = std::min(res.losses.back(),
+                                 objective(xx, A.data(), W, mk, GW.data(), GH.data(), k, W, m, Ht, n, opt));
     // Extrapolating W and H can move scale from one factor to the other
     // (W H is unchanged by w_j c, h_j / c); without penalties, hand back
     // balanced pairs, ||w_j|| = ||h_j||, instead of an accident of the path.
     const bool unpenalised = opt.pen_W.l1 == 0.0 && opt.pen_W.l2 == 0.0 && opt.pen_H.l1 == 0.0 && opt.pen_H.l2 == 0.0;
-    if (unpenalised) balance_columns(W, m, Ht, n, k);
+    if (unpenalised) balance_columns(W, m, Ht, n, k, GW.data(), GH.data());
   }
   return res;
 }
@@ -235,8 +237,6 @@ Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
   require(k >= 1, "n_components must be >= 1");
   require(opt.max_iter >= 0, "max_iter must be >= 0");
   const int nt = opt.n_threads;
-  std::vector<T> A(static_cast<std::size_t>(m * k)), B(static_cast<std::size_t>(n * k));
-  std::vector<T> GW(static_cast<std::size_t>(k * k)), GH(static_cast<std::size_t>(k * k));
   const double xx = X.squared_norm(nt);
   const int sweeps_W = opt.inner_sweeps > 0 ? opt.inner_sweeps : auto_sweeps(pass_cost, m, k);
   const int sweeps_H = opt.inner_sweeps > 0 ? opt.inner_sweeps : auto_sweeps(pass_cost, n, k);
@@ -256,11 +256,11 @@ Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
     }
   };
 
+  if (opt.extrapolate && opt.update_W && opt.update_H && opt.solver != Solver::Mu)
+    return fit_extrapolated(X, W, Ht, k, opt, hook, half_step, sweeps_W, sweeps_H, xx);
+  std::vector<T> A(static_cast<std::size_t>(m * k)), B(static_cast<std::size_t>(n * k));
+  std::vector<T> GW(static_cast<std::size_t>(k * k)), GH(static_cast<std::size_t>(k * k));
   Result res;
-  if (opt.extrapolate && opt.update_W && opt.update_H && opt.solver != Solver::Mu) {
-    res = fit_extrapolated(X, W, Ht, k, opt, hook, half_step, sweeps_W, sweeps_H, xx);
-    return res;
-  }
   double prev = std::numeric_limits<double>::infinity();
   gram(Ht, n, k, GH.data(), nt);  // kept current: recomputed after every H update
   for (int it = 1; it <= opt.max_iter; ++it) {
@@ -274,12 +274,8 @@ Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
       half_step(Ht, B.data(), GW.data(), n, opt.pen_H, sweeps_H);
       gram(Ht, n, k, GH.data(), nt);
     }
-    double cross = 0.0;
-    for (index_t i = 0; i < n * k; ++i) cross += static_cast<double>(B[i]) * Ht[i];
-    double quad = 0.0;
-    for (index_t i = 0; i < k * k; ++i) quad += static_cast<double>(GW[i]) * GH[i];
-    const double loss = 0.5 * std::max(0.0, xx - 2.0 * cross + quad) + penalties(W, m, k, opt.pen_W) +
-                        penalties(Ht, n, k, opt.pen_H);
+    const double loss = objective(xx, B.data(), Ht, static_cast<std::size_t>(n * k), GW.data(), GH.data(), k, W, m,
+                                  Ht, n, opt);
     res.losses.push_back(loss);
     res.n_iter = it;
     if (hook && !hook(it, loss)) break;

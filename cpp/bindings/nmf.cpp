@@ -53,7 +53,8 @@ void visit_sparse(const py::tuple& spec, bool csc, Fn&& fn) {
   py::array indptr = spec[1], indices = spec[2], data = spec[3];
   const index_t rows = spec[4].cast<index_t>(), cols = spec[5].cast<index_t>();
   require<TypeMismatch>(same_dtype<T>(data), "X data must have the dtype of the factors");
-  require<TypeMismatch>(same_dtype<I>(indices), "X indices and indptr must share one int dtype");
+  require<TypeMismatch>(same_dtype<I>(indices) && same_dtype<I>(indptr),
+                        "X indices and indptr must share one int dtype");
   require(indptr.ndim() == 1 && indices.ndim() == 1 && data.ndim() == 1, "X sparse arrays must be 1-D");
   require((indptr.flags() & indices.flags() & data.flags() & py::array::c_style) != 0,
           "X sparse arrays must be contiguous");
@@ -95,6 +96,17 @@ void visit_operator(const py::tuple& spec, Fn&& fn) {
     visit_sparse<T, std::int64_t>(spec, kind == "csc", fn);
 }
 
+// A Python callback(iteration, loss) as the fit loops' hook (None: no hook;
+// a falsy return stops the fit). It takes the GIL for the call.
+std::function<bool(int, double)> python_hook(py::object& hook) {
+  if (hook.is_none()) return {};
+  return [&hook](int it, double loss) {
+    py::gil_scoped_acquire acquire;
+    py::object r = hook(it, loss);
+    return r.is_none() || r.cast<bool>();
+  };
+}
+
 nmf::Solver solver_from(const std::string& name) {
   if (name == "hals") return nmf::Solver::Hals;
   if (name == "mu") return nmf::Solver::Mu;
@@ -120,14 +132,7 @@ py::tuple fit(const py::tuple& spec, py::array W, py::array Ht, const std::strin
   opt.n_threads = n_threads;
   require(max_iter >= 0, "max_iter must be >= 0");
   require(tol >= 0, "tol must be >= 0");
-  std::function<bool(int, double)> callback;
-  if (!hook.is_none()) {
-    callback = [&hook](int it, double loss) {
-      py::gil_scoped_acquire acquire;
-      py::object r = hook(it, loss);
-      return r.is_none() || r.cast<bool>();
-    };
-  }
+  const auto callback = python_hook(hook);
   nmf::Result res;
   visit_operator<T>(spec, [&](const auto& op) {
     const index_t m = op.rows(), n = op.cols();
@@ -226,14 +231,7 @@ py::tuple fit_masked(const py::array& X, const py::array& M, const py::array& Xt
   opt.inner_sweeps = inner_sweeps;
   opt.n_threads = n_threads;
   require(max_iter >= 0 && tol >= 0, "max_iter and tol must be >= 0");
-  std::function<bool(int, double)> callback;
-  if (!hook.is_none()) {
-    callback = [&hook](int it, double loss) {
-      py::gil_scoped_acquire acquire;
-      py::object r = hook(it, loss);
-      return r.is_none() || r.cast<bool>();
-    };
-  }
+  const auto callback = python_hook(hook);
   nmf::Result res;
   {
     py::gil_scoped_release release;
@@ -491,15 +489,6 @@ template <typename T, typename I>
 void check_source_shape(const nmf::SparseRows<T, I>& s, bool transposed, index_t m, index_t n) {
   require((transposed ? s.cols() : s.rows()) == m && (transposed ? s.rows() : s.cols()) == n,
           "X must have shape (", m, ", ", n, ") to match W and H");
-}
-
-std::function<bool(int, double)> python_hook(py::object& hook) {
-  if (hook.is_none()) return {};
-  return [&hook](int it, double loss) {
-    py::gil_scoped_acquire acquire;
-    py::object r = hook(it, loss);
-    return r.is_none() || r.cast<bool>();
-  };
 }
 
 template <typename T>

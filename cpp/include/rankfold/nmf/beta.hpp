@@ -386,7 +386,7 @@ class BetaEngine {
           }
         }
         if (acc_right) {
-          ratios(y, p0, len, false);
+          if (upd_left || !want_loss) ratios(y, p0, len, false);  // else q already holds this y's ratios
           for (index_t e = 0; e < len; ++e) {
             T* o = num_r.data() + static_cast<index_t>(v.indices[p0 + e]) * k;
             const T qe = q[static_cast<std::size_t>(e)];

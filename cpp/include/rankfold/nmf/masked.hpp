@@ -26,10 +26,11 @@ namespace nmf {
 
 // One half-step over `rows` rows of (X, M) (row-major, `cols` wide) updating
 // Y (rows x k) with F^T given as Ft (k x cols, row-major). Returns the
-// weighted squared residual sum_ij M_ij r_ij^2 after the update.
+// weighted squared residual sum_ij M_ij r_ij^2 after the update, or 0 when
+// `want_loss` is false (MU and ANLS then skip recomputing the residual).
 template <typename T>
 double masked_update_rows(const T* X, const T* M, index_t rows, index_t cols, T* Y, const T* Ft, index_t k,
-                          Penalty pen, Solver solver, int sweeps, int n_threads) {
+                          Penalty pen, Solver solver, int sweeps, int n_threads, bool want_loss = true) {
   std::vector<double> row_loss(static_cast<std::size_t>(rows), 0.0);
   const T l1 = static_cast<T>(pen.l1), l2 = static_cast<T>(pen.l2);
   const T eps = std::numeric_limits<float>::epsilon();
@@ -93,7 +94,7 @@ double masked_update_rows(const T* X, const T* M, index_t rows, index_t cols, T*
           den[j] = c == T(0) ? eps : c;
         }
         for (index_t j = 0; j < k; ++j) y[j] *= num[j] / den[j];
-        residual();
+        if (want_loss) residual();
       } else {
         G.setZero();
         b.setZero();
@@ -114,8 +115,9 @@ double masked_update_rows(const T* X, const T* M, index_t rows, index_t cols, T*
         NnlsSolver nnls(G);
         nnls.solve(b, ysol);
         for (index_t j = 0; j < k; ++j) y[j] = static_cast<T>(ysol[j]);
-        residual();
+        if (want_loss) residual();
       }
+      if (!want_loss) continue;
       double loss = 0.0;
       for (index_t l = 0; l < cols; ++l) loss += static_cast<double>(m[l]) * r[l] * r[l];
       row_loss[static_cast<std::size_t>(i)] = loss;
@@ -144,9 +146,10 @@ Result fit_masked(const T* X, const T* M, const T* Xt, const T* Mt, index_t m, i
   double prev = std::numeric_limits<double>::infinity();
   for (int it = 1; it <= opt.max_iter; ++it) {
     transpose_into(Ht, n, k, H.data());
-    double fit_loss = masked_update_rows(X, M, m, n, W, H.data(), k, opt.pen_W, opt.solver, sweeps, opt.n_threads);
+    masked_update_rows(X, M, m, n, W, H.data(), k, opt.pen_W, opt.solver, sweeps, opt.n_threads, false);
     transpose_into(W, m, k, Wt.data());
-    fit_loss = masked_update_rows(Xt, Mt, n, m, Ht, Wt.data(), k, opt.pen_H, opt.solver, sweeps, opt.n_threads);
+    const double fit_loss =
+        masked_update_rows(Xt, Mt, n, m, Ht, Wt.data(), k, opt.pen_H, opt.solver, sweeps, opt.n_threads);
     const double loss = 0.5 * fit_loss + penalties(W, m, k, opt.pen_W) + penalties(Ht, n, k, opt.pen_H);
     res.losses.push_back(loss);
     res.n_iter = it;
@@ -166,7 +169,7 @@ void masked_solve_rows(const T* X, const T* M, index_t rows, index_t cols, T* W,
                        int n_threads) {
   std::vector<T> H(static_cast<std::size_t>(k * cols));
   transpose_into(Ht, cols, k, H.data());
-  masked_update_rows(X, M, rows, cols, W, H.data(), k, pen, Solver::Anls, 1, n_threads);
+  masked_update_rows(X, M, rows, cols, W, H.data(), k, pen, Solver::Anls, 1, n_threads, false);
 }
 
 }  // namespace nmf

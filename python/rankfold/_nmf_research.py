@@ -341,11 +341,12 @@ def fit(est: Any, X: Any, weights: Any, init: str, k: int, W: Any, H: Any, threa
     converged = False
     n_iter = 0
     tol = float(est.tol)
+    GH = None  # H H^T of the current H, once the loss has computed it
     for it in range(1, int(est.max_iter) + 1):
         # W half-step: A = X diag(omega) H^T, G = H diag(omega) H^T.
         if omega is None:
             A = _core.nmf_products(spec, Ht, False, threads)
-            G = _core.nmf_gram(Ht, threads)
+            G = _core.nmf_gram(Ht, threads) if GH is None else GH
         else:
             om = omega.astype(X.dtype)
             A = _core.nmf_products(spec, np.ascontiguousarray(Ht * om[:, None]), False, threads)

@@ -594,11 +594,8 @@ class NMF(_NamesMixin, _Transformer, _Base):
             raise ValueError("every observed entry of X is zero; there is nothing to factorize")
         if init == "custom":
             Wf, Ht = self._custom_start(X0, W, H, k)
-        else:
-            rng = np.random.default_rng(seed)
-            avg = np.sqrt(mean / k)
-            Ht = (avg * np.abs(rng.standard_normal((n, k)))).astype(X.dtype)
-            Wf = (avg * np.abs(rng.standard_normal((m, k)))).astype(X.dtype)
+        else:  # "random": fit_transform rejects the NNDSVDs with missing values
+            Wf, Ht = _initialize(X0, k, "random", seed, threads, mean)
         l1W, l2W, l1H, l2H = self._penalties(m, n)
         sweeps = 0 if self.inner_sweeps == "auto" else int(self.inner_sweeps)
         n_iter, converged, losses = _core.nmf_fit_masked(
@@ -634,12 +631,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         mean = total / count
         if init == "custom":
             Wf, Ht = self._custom_start(X, W, H, k)
-        elif weights is not None:
-            rng = np.random.default_rng(seed)
-            avg = np.sqrt(mean / k)
-            Ht = (avg * np.abs(rng.standard_normal((n, k)))).astype(X.dtype)
-            Wf = (avg * np.abs(rng.standard_normal((m, k)))).astype(X.dtype)
-        else:
+        else:  # with missing values fit_transform allows only "random" (the NNDSVDs need a complete X)
             Wf, Ht = _initialize(X, k, init, seed, threads, mean)
         l1W, l2W, l1H, l2H = self._penalties(m, n)
         n_iter, converged, losses = _core.nmf_fit_beta(

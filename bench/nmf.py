@@ -75,12 +75,9 @@ def bbc_tfidf():
 
 
 def samson():
-    import scipy.io
-
-    path = DATA_DIR / "samson" / "Samson.mat"
-    if not path.exists():
+    if not (DATA_DIR / "samson" / "Samson.mat").exists():
         return None
-    return np.ascontiguousarray(scipy.io.loadmat(path)["Y"].T, dtype=np.float64)
+    return rankfold.datasets.load_samson(DATA_DIR / "samson")[0]
 
 
 def rel_error(X, W, H) -> float:

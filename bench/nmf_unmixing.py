@@ -25,13 +25,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA_DIR, machine, print_table, write_json  # noqa: E402
 
 import rankfold  # noqa: E402
+from rankfold import datasets  # noqa: E402
 from rankfold.nmf import _initialize, grid_graph  # noqa: E402
 from sklearn.decomposition import NMF as SkNMF  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
@@ -39,9 +39,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 
 def load_samson():
-    mat = scipy.io.loadmat(DATA_DIR / "samson" / "Samson.mat")
-    X = np.ascontiguousarray(mat["Y"].T, dtype=np.float64)
-    return X, mat["GT"].astype(np.float64), mat["S_GT"].reshape(-1, 3, order="F")
+    return datasets.load_samson(DATA_DIR / "samson")
 
 
 def corrupt(X, fraction=0.05, seed=0):

@@ -913,3 +913,15 @@ def test_nmf_extrapolate_must_be_auto_or_bool(rng):
         NMF(3, extrapolate="yes").fit(_nmf_data(rng))
     with pytest.raises(ValueError, match="extrapolate"):
         NMF(3, solver="mu", extrapolate=True).fit(_nmf_data(rng))
+
+
+def test_load_samson_bad_input(tmp_path):
+    from rankfold.datasets import load_samson
+
+    with pytest.raises(ValueError, match="Samson.mat"):
+        load_samson(tmp_path)  # a folder without the file
+    (tmp_path / "Samson.mat").write_bytes(b"not a MATLAB file")
+    with pytest.raises(ValueError, match="not a readable Samson file"):
+        load_samson(tmp_path)
+    with pytest.raises(TypeError):
+        load_samson(3.5)

@@ -86,11 +86,11 @@ def test_penalties_are_part_of_the_objective(rng):
 
 @pytest.mark.realdata
 def test_samson_reaches_plain_hals_error_in_fewer_iterations():
-    import scipy.io
-
     from conftest import data_path
 
-    X = np.ascontiguousarray(scipy.io.loadmat(data_path("samson", "Samson.mat"))["Y"].T, dtype=np.float64)
+    from rankfold.datasets import load_samson
+
+    X = load_samson(data_path("samson"))[0]
     plain = rankfold.NMF(3, init="nndsvda", max_iter=400, tol=0.0, extrapolate=False).fit(X)
     fast = rankfold.NMF(3, init="nndsvda", max_iter=100, tol=0.0, extrapolate=True).fit(X)
     assert fast.reconstruction_err_ <= plain.reconstruction_err_

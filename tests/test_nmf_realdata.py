@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.io
 from scipy.optimize import linear_sum_assignment
 
 import rankfold
+from rankfold.datasets import load_samson as load_samson_folder
 from conftest import data_path
 
 
 def load_samson():
-    mat = scipy.io.loadmat(data_path("samson", "Samson.mat"))
-    X = np.ascontiguousarray(mat["Y"].T, dtype=np.float64)  # rows = pixels, columns = bands
-    abundances = mat["S_GT"].reshape(-1, 3, order="F")  # pixel order of Y's columns (see README)
-    return X, mat["GT"].astype(np.float64), abundances
+    return load_samson_folder(data_path("samson"))
 
 
 def unmixing_scores(W, H, endmembers, abundances):

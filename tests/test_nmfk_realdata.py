@@ -8,6 +8,7 @@ from conftest import data_path
 from scipy.optimize import linear_sum_assignment
 
 from rankfold import NMFk, text
+from rankfold.datasets import load_samson
 
 
 def spectral_angles(A, B):
@@ -25,10 +26,7 @@ def test_samson_three_endmembers():
     this scene (its k = 3 runs disagree: random starts give min silhouette
     about -0.1), so the runs use the L1 prior on the abundances W that sparse
     unmixing models use; then k = 3 is stable and k = 4, 5 are not."""
-    scipy_io = pytest.importorskip("scipy.io")
-    mat = scipy_io.loadmat(str(data_path("samson", "Samson.mat")))
-    X = np.ascontiguousarray(mat["Y"].T)  # pixels x bands
-    GT = mat["GT"]
+    X, GT, _ = load_samson(data_path("samson"))
     # alpha_H = 0: the scale drifts from H to W and the objective never settles
     # to a tol, so a fixed number of iterations is run (tol = 0).
     model = NMFk(range(2, 6), n_perturbations=5, alpha_W=0.002, alpha_H=0.0, l1_ratio=1.0, max_iter=400, tol=0,

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from ._validation import check_path
 
-__all__ = ["MovieLens", "load_movielens"]
+__all__ = ["MovieLens", "load_movielens", "load_samson"]
 
 
 @dataclass
@@ -80,3 +80,29 @@ def load_movielens(path: Any) -> MovieLens:
     stamps = sp.csr_matrix((raw[:, 3].astype(np.int64), (u, i)), shape=shape)
     titles = _read_titles(os.path.join(folder, items_file), items_sep, item_ids)
     return MovieLens(ratings, user_ids, item_ids, stamps, titles)
+
+
+def load_samson(path: Any) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+    """Read the Samson hyperspectral scene from its folder (``Samson.mat``, as
+    distributed with Zhu's ground truth): returns ``(X, endmembers,
+    abundances)`` as float64 arrays, X (9025 pixels x 156 bands, one row per
+    pixel), endmembers (3 x 156: soil, tree, water) and abundances (9025 x 3,
+    in X's pixel order)."""
+    folder = check_path(path)
+    fpath = os.path.join(folder, "Samson.mat")
+    if not os.path.isfile(fpath):
+        raise ValueError(f"path must be a folder holding Samson.mat, got {folder!r}")
+    import scipy.io
+    from scipy.io.matlab import MatReadError
+
+    try:
+        mat = scipy.io.loadmat(fpath)
+        X = np.ascontiguousarray(mat["Y"].T, dtype=np.float64)  # rows = pixels, columns = bands
+        endmembers = np.asarray(mat["GT"], dtype=np.float64)
+        # S_GT's pixels run down the image columns, as Y's columns do (see the data set's README)
+        abundances = np.asarray(mat["S_GT"], dtype=np.float64).reshape(-1, endmembers.shape[0], order="F")
+    except (KeyError, ValueError, OSError, MatReadError) as exc:
+        raise ValueError(f"{fpath} is not a readable Samson file (Y, GT, S_GT): {exc}") from exc
+    if abundances.shape[0] != X.shape[0] or endmembers.shape[1] != X.shape[1]:
+        raise ValueError(f"{fpath}: Y, GT and S_GT have inconsistent shapes")
+    return X, endmembers, abundances

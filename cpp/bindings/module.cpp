@@ -22,6 +22,8 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const rankfold::FormatError& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const rankfold::NonFiniteError& e) {
+      PyErr_SetString(PyExc_FloatingPointError, e.what());
     } catch (const rankfold::Error& e) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     } catch (const std::bad_alloc&) {

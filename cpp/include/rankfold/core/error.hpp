@@ -2,7 +2,8 @@
 //
 // Every precondition a kernel checks throws one of these; the Python bindings
 // translate them (InvalidArgument -> ValueError, TypeMismatch -> TypeError,
-// FormatError -> ValueError, anything else -> RuntimeError). Nothing aborts.
+// FormatError -> ValueError, NonFiniteError -> FloatingPointError, anything
+// else -> RuntimeError). Nothing aborts.
 #pragma once
 
 #include <sstream>
@@ -38,6 +39,13 @@ class FormatError : public Error {
 class NumericalError : public Error {
  public:
   using Error::Error;
+};
+
+// A computation given finite input produced a non-finite value (an overflow).
+// Python: FloatingPointError.
+class NonFiniteError : public NumericalError {
+ public:
+  using NumericalError::NumericalError;
 };
 
 namespace detail {

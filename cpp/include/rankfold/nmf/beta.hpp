@@ -130,7 +130,7 @@ struct BetaRule {
 };
 
 // The multiplicative step of one row: y_j *= (num_j / (den_j + l1 + l2 y_j))^gamma,
-// a zero denominator replaced by float32 epsilon, entries below float64
+// a zero (or subnormal) denominator replaced by float32 epsilon, entries below float64
 // epsilon set to 0 when `zero_small` (scikit-learn's stabilisation for beta < 1).
 template <typename T>
 inline void mu_step(T* y, const T* num, const T* den, index_t den_stride, index_t k, Penalty pen, double gamma,
@@ -142,7 +142,7 @@ inline void mu_step(T* y, const T* num, const T* den, index_t den_stride, index_
     T d = den[j * den_stride];
     if (l1 > T(0)) d += l1;
     if (l2 > T(0)) d += l2 * y[j];
-    if (d == T(0)) d = eps;
+    if (d < std::numeric_limits<T>::min()) d = eps;  // zero or subnormal: the ratio would overflow
     T r = num[j] / d;
     if (gamma == 0.5)
       r = std::sqrt(r);
@@ -568,6 +568,7 @@ Result fit_beta(const Src& src, bool transposed, T* W, T* Ht, index_t k, const B
   double prev = std::numeric_limits<double>::infinity();
   // Records the objective of iterate `it`; true when the fit stops there.
   auto record = [&](int it, double loss) {
+    require_finite_loss(loss, it, "mu");
     res.losses.push_back(loss);
     res.n_iter = it;
     if (hook && !hook(it, loss)) return true;
@@ -577,6 +578,10 @@ Result fit_beta(const Src& src, bool transposed, T* W, T* Ht, index_t k, const B
     }
     prev = loss;
     return false;
+  };
+  auto finish = [&] {
+    require_finite_factors(W, static_cast<std::size_t>(m * k), Ht, static_cast<std::size_t>(n * k), "mu");
+    return res;
   };
   auto objective_extra = [&] {
     return engine.global_terms(L, R) + penalties(W, m, k, opt.pen_W) + penalties(Ht, n, k, opt.pen_H);
@@ -590,19 +595,19 @@ Result fit_beta(const Src& src, bool transposed, T* W, T* Ht, index_t k, const B
       seen = engine.pass(W, Ht, flags, opt.pen_W, zero_W);
       if (it > 1 && record(it - 1, seen + extra)) {
         std::copy(saved.begin(), saved.end(), W);  // step back to the iterate that stopped the fit
-        return res;
+        return finish();
       }
       if (opt.update_H) engine.apply_right(Ht, opt.pen_H, zero_H);
     } else {
       seen = engine.pass(Ht, W, kBetaLoss | kBetaAccumulateRight, opt.pen_H, zero_H);
-      if (it > 1 && record(it - 1, seen + extra)) return res;
+      if (it > 1 && record(it - 1, seen + extra)) return finish();
       engine.apply_right(W, opt.pen_W, zero_W);
       if (opt.update_H) engine.pass(Ht, W, kBetaUpdateLeft, opt.pen_H, zero_H);
     }
   }
   const double extra = objective_extra();
   record(opt.max_iter, engine.pass(L, R, kBetaLoss, Penalty{}, false) + extra);
-  return res;
+  return finish();
 }
 
 // D_beta(X | W H) of the current factors (no penalties).

@@ -66,7 +66,7 @@ double masked_update_rows(const T* X, const T* M, index_t rows, index_t cols, T*
         }
         for (int s = 0; s < sweeps; ++s)
           for (index_t j = 0; j < k; ++j) {
-            if (!(hess[j] > T(0))) continue;
+            if (!(hess[j] > T(0)) || !std::isfinite(T(1) / hess[j])) continue;  // no curvature left
             const T* f = Ft + j * cols;
             T g = T(0);
 #pragma omp simd reduction(+ : g)
@@ -91,7 +91,7 @@ double masked_update_rows(const T* X, const T* M, index_t rows, index_t cols, T*
           num[j] = a;
           if (l1 > T(0)) c += l1;
           if (l2 > T(0)) c += l2 * y[j];
-          den[j] = c == T(0) ? eps : c;
+          den[j] = c < std::numeric_limits<T>::min() ? eps : c;
         }
         for (index_t j = 0; j < k; ++j) y[j] *= num[j] / den[j];
         if (want_loss) residual();
@@ -114,7 +114,16 @@ double masked_update_rows(const T* X, const T* M, index_t rows, index_t cols, T*
         }
         NnlsSolver nnls(G);
         nnls.solve(b, ysol);
-        for (index_t j = 0; j < k; ++j) y[j] = static_cast<T>(ysol[j]);
+        // With k above the data's rank a row's Gram matrix is singular and the
+        // active-set solve can land slightly above the optimum; the half-step
+        // keeps whichever of the old and the new row has the lower objective
+        // 0.5 y^T G y - b^T y, so that the fit never climbs.
+        Eigen::VectorXd yold(k);
+        for (index_t j = 0; j < k; ++j) yold[j] = static_cast<double>(y[j]);
+        const double f_new = 0.5 * ysol.dot(G * ysol) - b.dot(ysol);
+        const double f_old = 0.5 * yold.dot(G * yold) - b.dot(yold);
+        if (f_new <= f_old || !std::isfinite(f_old))
+          for (index_t j = 0; j < k; ++j) y[j] = static_cast<T>(ysol[j]);
         if (want_loss) residual();
       }
       if (!want_loss) continue;
@@ -142,6 +151,8 @@ Result fit_masked(const T* X, const T* M, const T* Xt, const T* Mt, index_t m, i
   require(k >= 1, "n_components must be >= 1");
   const int sweeps = opt.inner_sweeps > 0 ? opt.inner_sweeps : 2;
   std::vector<T> H(static_cast<std::size_t>(k * n)), Wt(static_cast<std::size_t>(k * m));
+  double observed_xx = 0.0;  // sum_ij M_ij X_ij^2: the scale that collapsed components are judged against
+  for (index_t i = 0; i < m * n; ++i) observed_xx += static_cast<double>(M[i]) * X[i] * X[i];
   Result res;
   double prev = std::numeric_limits<double>::infinity();
   for (int it = 1; it <= opt.max_iter; ++it) {
@@ -150,7 +161,9 @@ Result fit_masked(const T* X, const T* M, const T* Xt, const T* Mt, index_t m, i
     transpose_into(W, m, k, Wt.data());
     const double fit_loss =
         masked_update_rows(Xt, Mt, n, m, Ht, Wt.data(), k, opt.pen_H, opt.solver, sweeps, opt.n_threads);
+    zero_collapsed_by_norms(W, m, Ht, n, k, observed_xx);
     const double loss = 0.5 * fit_loss + penalties(W, m, k, opt.pen_W) + penalties(Ht, n, k, opt.pen_H);
+    require_finite_loss(loss, it, solver_name(opt.solver));
     res.losses.push_back(loss);
     res.n_iter = it;
     if (hook && !hook(it, loss)) break;
@@ -160,6 +173,8 @@ Result fit_masked(const T* X, const T* M, const T* Xt, const T* Mt, index_t m, i
     }
     prev = loss;
   }
+  require_finite_factors(W, static_cast<std::size_t>(m * k), Ht, static_cast<std::size_t>(n * k),
+                         solver_name(opt.solver));
   return res;
 }
 

@@ -10,6 +10,9 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <initializer_list>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "rankfold/core/error.hpp"
@@ -119,11 +122,135 @@ double objective(double xx, const T* P, const T* Q, std::size_t size, const T* G
   return 0.5 * std::max(0.0, xx - 2.0 * cross + quad) + penalties(W, m, k, opt.pen_W) + penalties(Ht, n, k, opt.pen_H);
 }
 
+// Collapsed components. At k above the data's rank, HALS, MU and the
+// extrapolation can shrink a component until its rank-one term w_j h_j^T is
+// far below anything T can represent next to X (seen in float64:
+// ||w_j||^2 = 3e-196 with ||h_j||^2 = 3e-233). Solving against such a factor
+// divides by its squared norm, which overflows, and inf - inf = NaN follows.
+// A component whose term has a Frobenius norm at most eps^2 ||X||_F (eps of
+// T: far below the rounding of X itself) is therefore set to exactly zero in
+// both factors. It then stays zero: a zero column leaves the other factor's
+// coordinate without curvature, which every update rule skips. A component
+// with one factor exactly zero and the other not is left as it is (it is
+// finite, and the plain iterations may revive it).
+template <typename T>
+bool is_collapsed(double norm2_w, double norm2_h, double xx) {
+  const double e2 = static_cast<double>(std::numeric_limits<T>::epsilon()) * std::numeric_limits<T>::epsilon();
+  return norm2_w > 0.0 && norm2_h > 0.0 && norm2_w * norm2_h <= e2 * e2 * xx;
+}
+
+// Zeroes the collapsed components of (W, Ht) judged from the diagonals of
+// their Gram matrices GW, GH, and keeps the Grams and the products in
+// `cols_of` (each rows x k, row-major, whose column j is linear in column j
+// of W or Ht) consistent. Returns the number of components zeroed.
+template <typename T>
+int zero_collapsed(T* W, index_t m, T* Ht, index_t n, index_t k, T* GW, T* GH, double xx,
+                   std::initializer_list<std::pair<T*, index_t>> cols_of = {}) {
+  int dropped = 0;
+  for (index_t j = 0; j < k; ++j) {
+    if (!is_collapsed<T>(GW[j * k + j], GH[j * k + j], xx)) continue;
+    ++dropped;
+    for (index_t i = 0; i < m; ++i) W[i * k + j] = T(0);
+    for (index_t i = 0; i < n; ++i) Ht[i * k + j] = T(0);
+    for (index_t l = 0; l < k; ++l) GW[j * k + l] = GW[l * k + j] = GH[j * k + l] = GH[l * k + j] = T(0);
+    for (const auto& c : cols_of)
+      for (index_t i = 0; i < c.second; ++i) c.first[i * k + j] = T(0);
+  }
+  return dropped;
+}
+
+// The same for loops without Gram matrices at hand (the weighted fit):
+// the squared column norms are computed here.
+template <typename T>
+int zero_collapsed_by_norms(T* W, index_t m, T* Ht, index_t n, index_t k, double xx) {
+  std::vector<T> dw(static_cast<std::size_t>(k * k), T(0)), dh(static_cast<std::size_t>(k * k), T(0));
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < k; ++j) dw[j * k + j] += W[i * k + j] * W[i * k + j];
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < k; ++j) dh[j * k + j] += Ht[i * k + j] * Ht[i * k + j];
+  return zero_collapsed(W, m, Ht, n, k, dw.data(), dh.data(), xx);
+}
+
+inline const char* solver_name(Solver s) {
+  switch (s) {
+    case Solver::Hals: return "hals";
+    case Solver::Mu: return "mu";
+    case Solver::Anls: return "anls";
+  }
+  return "?";
+}
+
+// The boundary guard: no fit hands back a non-finite objective or factor.
+// With finite input this means an overflow (data near the top of T's range);
+// the fit stops with a clear error instead of returning NaN.
+inline void require_finite_loss(double loss, int it, const char* solver) {
+  require<NonFiniteError>(std::isfinite(loss), "NMF (solver='", solver, "'): the objective became non-finite at ",
+                          "iteration ", it, " (an overflow: rescale X, e.g. divide it by its largest entry)");
+}
+
+template <typename T>
+void require_finite_factors(const T* W, std::size_t w_size, const T* Ht, std::size_t h_size, const char* solver) {
+  bool finite = true;
+  for (std::size_t i = 0; i < w_size; ++i) finite &= std::isfinite(W[i]);
+  for (std::size_t i = 0; i < h_size; ++i) finite &= std::isfinite(Ht[i]);
+  require<NonFiniteError>(finite, "NMF (solver='", solver, "'): the fit produced non-finite factors ",
+                          "(an overflow: rescale X, e.g. divide it by its largest entry)");
+}
+
 // Automatic inner sweeps from the cost ratio of one pass over X to one sweep
 // (Gillis & Glineur's rho with alpha = 0.5), capped.
 inline int auto_sweeps(double pass_cost, index_t rows, index_t k) {
   const double rho = 1.0 + pass_cost / (static_cast<double>(rows) * static_cast<double>(k + 1));
   return static_cast<int>(std::clamp(1.0 + 0.5 * rho, 1.0, 100.0));
+}
+
+// The c for which ||c w_j|| = ||h_j / c||, from the squared norms, computed
+// without forming their ratio (which under- or overflows when the two differ
+// by more than the range of a double); 1 where c is not representable in T.
+template <typename T>
+T balancing_scale(double norm2_w, double norm2_h) {
+  const T c = static_cast<T>(std::sqrt(std::sqrt(norm2_h)) / std::sqrt(std::sqrt(norm2_w)));
+  return std::isfinite(c) && c > T(0) && std::isfinite(T(1) / c) ? c : T(1);
+}
+
+// Scale drift. W H is unchanged by (w_j c, h_j / c), and the extrapolated
+// steps can push a component's scale from one factor to the other without
+// bound (seen in float64 at k above the data's rank: ||w_j||^2 = 1e229 with
+// ||h_j||^2 = 1e-230, a component of ordinary size); a few more steps and a
+// Gram entry overflows. A component whose two squared norms differ by more
+// than 1/eps^2 (eps of T) is rebalanced to equal norms, and with it every
+// array that scales with it: `with_w` (each rows x k, column j linear in
+// w_j) and `with_h` (linear in h_j), and the Grams GW, GH, so that the
+// objective computed from them is unchanged. The update rules are
+// scale-covariant, so apart from rounding the iterates' products W H do not
+// change; ordinary fits never drift this far and never take this branch.
+template <typename T>
+int rebalance_drifted(T* W, index_t m, T* Ht, index_t n, index_t k, T* GW, T* GH,
+                      std::initializer_list<std::pair<T*, index_t>> with_w = {},
+                      std::initializer_list<std::pair<T*, index_t>> with_h = {}) {
+  const double e = std::numeric_limits<T>::epsilon(), limit = 1.0 / (e * e);
+  int moved = 0;
+  for (index_t j = 0; j < k; ++j) {
+    const double nw = GW[j * k + j], nh = GH[j * k + j];
+    if (!(nw > 0.0 && nh > 0.0) || (nw <= limit * nh && nh <= limit * nw)) continue;
+    const T c = balancing_scale<T>(nw, nh);
+    if (c == T(1)) continue;
+    ++moved;
+    const T ic = T(1) / c;
+    for (index_t i = 0; i < m; ++i) W[i * k + j] *= c;
+    for (index_t i = 0; i < n; ++i) Ht[i * k + j] *= ic;
+    for (const auto& a : with_w)
+      for (index_t i = 0; i < a.second; ++i) a.first[i * k + j] *= c;
+    for (const auto& a : with_h)
+      for (index_t i = 0; i < a.second; ++i) a.first[i * k + j] *= ic;
+    for (index_t l = 0; l < k; ++l) {
+      GW[j * k + l] *= c;
+      GW[l * k + j] *= c;  // (j, j): c^2
+      GH[j * k + l] *= ic;
+      GH[l * k + j] *= ic;
+    }
+  }
+  return moved;
 }
 
 // Rescales column j of W (rows_w x k) and of Ht (rows_h x k) by c and 1/c
@@ -134,7 +261,7 @@ void balance_columns(T* W, index_t rows_w, T* Ht, index_t rows_h, index_t k, con
   std::vector<T> scale(static_cast<std::size_t>(k), T(1));
   for (index_t j = 0; j < k; ++j) {
     const double nw = GW[j * k + j], nh = GH[j * k + j];
-    if (nw > 0.0 && nh > 0.0) scale[j] = static_cast<T>(std::pow(nh / nw, 0.25));
+    if (nw > 0.0 && nh > 0.0) scale[j] = balancing_scale<T>(nw, nh);
   }
   for (index_t i = 0; i < rows_w; ++i)
     for (index_t j = 0; j < k; ++j) W[i * k + j] *= scale[j];
@@ -182,8 +309,13 @@ Result fit_extrapolated(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
     gram(W, m, k, GW.data(), nt);
     half_step(H_hat.data(), B.data(), GW.data(), n, opt.pen_H, sweeps_H);  // now the plain H iterate
     gram(H_hat.data(), n, k, GH.data(), nt);
+    zero_collapsed(W, m, H_hat.data(), n, k, GW.data(), GH.data(), xx, {{B.data(), n}});
+    // (B = X^T W scales with W; W_prev and H_prev with the factors they extrapolate)
+    rebalance_drifted(W, m, H_hat.data(), n, k, GW.data(), GH.data(), {{B.data(), n}, {W_prev.data(), m}},
+                      {{H_prev.data(), n}});
     const double loss =
         objective(xx, B.data(), H_hat.data(), nk, GW.data(), GH.data(), k, W, m, H_hat.data(), n, opt);
+    require_finite_loss(loss, it, solver_name(opt.solver));
     const double best_before = best;
     if (loss < best) {
       best = loss;
@@ -224,6 +356,7 @@ Result fit_extrapolated(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
     // balanced pairs, ||w_j|| = ||h_j||, instead of an accident of the path.
     const bool unpenalised = opt.pen_W.l1 == 0.0 && opt.pen_W.l2 == 0.0 && opt.pen_H.l1 == 0.0 && opt.pen_H.l2 == 0.0;
     if (unpenalised) balance_columns(W, m, Ht, n, k, GW.data(), GH.data());
+    require_finite_factors(W, mk, Ht, nk, solver_name(opt.solver));
   }
   return res;
 }
@@ -274,8 +407,14 @@ Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
       half_step(Ht, B.data(), GW.data(), n, opt.pen_H, sweeps_H);
       gram(Ht, n, k, GH.data(), nt);
     }
+    // (with a factor held fixed, its zero columns stay the caller's business)
+    if (opt.update_W && opt.update_H) {
+      zero_collapsed(W, m, Ht, n, k, GW.data(), GH.data(), xx, {{B.data(), n}});
+      rebalance_drifted(W, m, Ht, n, k, GW.data(), GH.data(), {{B.data(), n}});
+    }
     const double loss = objective(xx, B.data(), Ht, static_cast<std::size_t>(n * k), GW.data(), GH.data(), k, W, m,
                                   Ht, n, opt);
+    require_finite_loss(loss, it, solver_name(opt.solver));
     res.losses.push_back(loss);
     res.n_iter = it;
     if (hook && !hook(it, loss)) break;
@@ -285,6 +424,8 @@ Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
     }
     prev = loss;
   }
+  require_finite_factors(W, static_cast<std::size_t>(m * k), Ht, static_cast<std::size_t>(n * k),
+                         solver_name(opt.solver));
   return res;
 }
 

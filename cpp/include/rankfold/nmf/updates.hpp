@@ -68,8 +68,10 @@ void update_rows_hals(T* Y, const T* A, const T* G, index_t rows, index_t k, Pen
   std::vector<T> inv_hess(static_cast<std::size_t>(k));
   std::vector<char> active(static_cast<std::size_t>(k));
   for (index_t j = 0; j < k; ++j) {
+    // A curvature so small that its inverse overflows (a component that has
+    // all but vanished) is no curvature: the coordinate is left as it is.
     const T h = static_cast<T>(G[j * k + j] + pen.l2);
-    active[j] = h > T(0);
+    active[j] = h > T(0) && std::isfinite(T(1) / h);
     inv_hess[j] = active[j] ? T(1) / h : T(0);
   }
   const T l1 = static_cast<T>(pen.l1), l2 = static_cast<T>(pen.l2);
@@ -148,7 +150,7 @@ void update_rows_hals(T* Y, const T* A, const T* G, index_t rows, index_t k, Pen
 
 // Multiplicative update (Lee & Seung, with scikit-learn's elastic-net terms
 // in the denominator): y_j *= a_j / ((G y)_j + l1 + l2 y_j), all j from the
-// old y (Jacobi), a zero denominator replaced by float32 epsilon. The
+// old y (Jacobi), a zero (or subnormal) denominator replaced by float32 epsilon. The
 // denominators of a block of rows are one small GEMM (Y_b G, G symmetric):
 // per-row dot products of length k would spend most of their time in
 // horizontal reductions.
@@ -156,6 +158,7 @@ template <typename T>
 void update_rows_mu(T* Y, const T* A, const T* G, index_t rows, index_t k, Penalty pen, int n_threads) {
   const T l1 = static_cast<T>(pen.l1), l2 = static_cast<T>(pen.l2);
   const T eps = std::numeric_limits<float>::epsilon();
+  const T tiny = std::numeric_limits<T>::min();  // a subnormal denominator overflows the ratio too
   constexpr index_t kBlock = 256;
   const index_t n_blocks = (rows + kBlock - 1) / kBlock;
   auto g = row_view(G, k, k);
@@ -172,7 +175,7 @@ void update_rows_mu(T* Y, const T* A, const T* G, index_t rows, index_t k, Penal
             T s = D(r, j);
             if (l1 > T(0)) s += l1;
             if (l2 > T(0)) s += l2 * y[j];
-            y[j] *= a[j] / (s == T(0) ? eps : s);
+            y[j] *= a[j] / (s < tiny ? eps : s);
           }
         }
       },

@@ -12,6 +12,8 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
+import rankfold
+
 DATA_DIR = Path(os.environ.get("RANKFOLD_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -65,7 +67,7 @@ def machine() -> Dict[str, object]:
     except OSError:
         commit = ""
     info: Dict[str, object] = {"cpu": cpu, "cores": os.cpu_count(), "commit": commit,
-                               "date": time.strftime("%Y-%m-%d")}
+                               "date": time.strftime("%Y-%m-%d"), "simd": rankfold.show_config()["simd"]}
     try:
         from threadpoolctl import threadpool_info
 

@@ -48,25 +48,44 @@ def matched_cosines(A, B):
 
 
 # The weak tier is set so that its drop in the error curve is too small for
-# the elbow rule, while the NMF solutions still resolve it.
-@pytest.mark.parametrize("k0, weak", [(3, 0.08), (5, 0.1), (8, 0.15), (12, 0.2)])
-def test_recovers_true_rank_where_elbow_fails(k0, weak):
-    X, _, H = two_tier_data(100, 60, k0, weak, seed=1)
-    # SVD starts: random ones often end in a local minimum that misses a weak component.
-    model = NMFk(range(1, 15), n_perturbations=6, init="nndsvda", max_iter=1000, tol=1e-6, random_state=0,
-                 n_threads=2).fit(X)
-    s = model.scores_
-    assert model.n_components_ == k0
-    # The plain elbow rule on the same error curve misses the weak components.
-    assert elbow(s["k"], s["relative_error"]) < k0
-    # Stable at k0, unstable just above it.
-    at = {int(k): row for k, row in zip(s["k"], s)}
-    assert at[k0]["silhouette_min"] >= 0.9 and at[k0 + 1]["silhouette_min"] < 0.9
-    # The robust components are the true ones.
-    assert matched_cosines(model.components_, H).min() > 0.98
-    assert model.W_.shape == (100, k0) and model.components_.shape == (k0, 60)
-    rel = model.reconstruction_err_ / np.linalg.norm(X)
-    assert rel < 0.02
+# the elbow rule, while the NMF solutions still resolve it. NMF's local minima
+# make this a statement over data sets, not about one: each case runs data
+# seeds 1-5 (fixed before measuring). Measured on an AVX2 machine: NMFk picks
+# k0 in 17 of the 20 (5, 4, 4, 4 per case; the misses are runs whose NMF fits
+# at k0 miss a weak component, silhouette 0.49-0.72), the elbow rule in 3 of
+# 20 (2, 0, 0, 0). The thresholds (NMFk >= 16 and >= 4 per case, elbow <= 5)
+# leave one or two misses of margin.
+CASES = [(3, 0.08), (5, 0.1), (8, 0.15), (12, 0.2)]
+DATA_SEEDS = range(1, 6)
+
+
+@pytest.mark.slow
+def test_recovers_true_rank_where_elbow_fails():
+    nmfk_right = {case: 0 for case in CASES}
+    elbow_right = 0
+    for k0, weak in CASES:
+        for seed in DATA_SEEDS:
+            X, _, H = two_tier_data(100, 60, k0, weak, seed=seed)
+            # SVD starts: random ones often end in a local minimum that misses a weak component.
+            model = NMFk(range(1, 15), n_perturbations=6, init="nndsvda", max_iter=1000, tol=1e-6,
+                         random_state=seed - 1, n_threads=2).fit(X)
+            s = model.scores_
+            assert np.isfinite(s["relative_error"]).all() and np.isfinite(model.components_).all()
+            elbow_right += elbow(s["k"], s["relative_error"]) == k0
+            if model.n_components_ != k0:
+                continue
+            nmfk_right[(k0, weak)] += 1
+            # Stable at k0, unstable just above it (measured: >= 0.994 and <= 0.05).
+            at = {int(k): row for k, row in zip(s["k"], s)}
+            assert at[k0]["silhouette_min"] >= 0.9 and at[k0 + 1]["silhouette_min"] < 0.9, (k0, seed)
+            # The robust components are the true ones (measured >= 0.9985).
+            assert matched_cosines(model.components_, H).min() > 0.98, (k0, seed)
+            assert model.W_.shape == (100, k0) and model.components_.shape == (k0, 60)
+            assert model.reconstruction_err_ / np.linalg.norm(X) < 0.02, (k0, seed)
+    assert all(right >= 4 for right in nmfk_right.values()), nmfk_right
+    assert sum(nmfk_right.values()) >= 16, nmfk_right
+    # The plain elbow rule on the same error curves mostly misses the weak components.
+    assert elbow_right <= 5, elbow_right
 
 
 def test_choice_follows_the_rule_from_the_table():

@@ -2,6 +2,7 @@
 // transform, the exact residual, and the randomized SVD. X arrives as a spec
 // tuple ("dense", array) or ("csr"|"csc", indptr, indices, data, rows, cols)
 // built by rankfold/nmf.py; factors are C-ordered arrays of X's dtype.
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -98,10 +99,23 @@ void visit_operator(const py::tuple& spec, Fn&& fn) {
 
 // A Python callback(iteration, loss) as the fit loops' hook (None: no hook;
 // a falsy return stops the fit). It takes the GIL for the call.
+// The per-iteration hook of every fit loop: the Python callback (if any) and,
+// at most every 50 ms, a check for a pending signal, so that Ctrl-C stops a
+// fit within about a second whether or not a callback was given. A pending
+// KeyboardInterrupt (or any exception from the callback) propagates
+// unchanged; the estimator then stays as it was before fit.
 std::function<bool(int, double)> python_hook(py::object& hook) {
-  if (hook.is_none()) return {};
-  return [&hook](int it, double loss) {
+  using clock = std::chrono::steady_clock;
+  return [&hook, last = clock::now()](int it, double loss) mutable {
+    const auto now = clock::now();
+    const bool check_signals = now - last >= std::chrono::milliseconds(50);
+    if (hook.is_none() && !check_signals) return true;
     py::gil_scoped_acquire acquire;
+    if (check_signals) {
+      last = now;
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    }
+    if (hook.is_none()) return true;
     py::object r = hook(it, loss);
     return r.is_none() || r.cast<bool>();
   };

@@ -293,7 +293,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         Threads of the C++ kernels (None: all cores, OMP_NUM_THREADS honoured).
     callback : callable or None
         ``callback(iteration, loss)`` after every iteration; returning
-        ``False`` stops the fit.
+        ``False`` stops the fit; an exception it raises propagates.
     missing_values : None, np.nan or "nan"
         None: NaN in X is an error. np.nan: NaN entries are missing values and
         the loss runs over the observed entries only (dense X).
@@ -350,6 +350,18 @@ class NMF(_NamesMixin, _Transformer, _Base):
         gradient W half-step with an exact simplex projection; see
         ``rankfold._nmf_research``). Incompatible with an L1 penalty on W.
         ``transform`` solves new rows on the simplex too.
+
+    Notes
+    -----
+    Ctrl-C stops a fit within about a second (KeyboardInterrupt; the estimator
+    keeps its previous state). With ``n_components`` above the rank of X, a
+    component can collapse: its term ``w_j h_j`` shrinks below ``eps^2 ||X||_F``
+    (eps of X's dtype). It is then set to exactly zero in both factors and
+    stays zero (a zero row of ``components_``); the fit and
+    ``reconstruction_err_`` stay finite and correct. A fit whose arithmetic
+    overflows (X near the top of its dtype's range) raises
+    ``FloatingPointError`` naming the solver instead of returning non-finite
+    factors.
 
     Attributes
     ----------
@@ -669,6 +681,14 @@ class NMF(_NamesMixin, _Transformer, _Base):
         return hook
 
     def _finish(self, n_iter: int, converged: bool, losses: list, Wf: np.ndarray, Ht: np.ndarray, n: int) -> None:
+        # The boundary guard (the C++ loops have their own): a fit given finite
+        # input never hands back a non-finite factor; the estimator stays unfitted.
+        # (Wf is None when W stays distributed in rankfold.dask: only H and the losses are checked here)
+        if not ((Wf is None or np.isfinite(Wf).all()) and np.isfinite(Ht).all()
+                and np.isfinite(np.asarray(losses, dtype=np.float64)).all()):
+            raise FloatingPointError(
+                f"NMF (solver={self.solver!r}): the fit produced non-finite values (an overflow: rescale X, "
+                f"e.g. divide it by its largest entry)")
         stopped_early = n_iter < self.max_iter and not converged  # by the callback
         if self.tol > 0 and not converged and not stopped_early and self.max_iter > 0:
             warnings.warn(

@@ -40,6 +40,7 @@ scheduling.
 from __future__ import annotations
 
 import numbers
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Optional, Tuple
@@ -251,6 +252,7 @@ class NMFk(_Base):
         if sqnorm == 0.0:
             raise ValueError("X is all zeros; there is nothing to factorize")
         seed = check_random_state(self.random_state)
+        p = {**p, "cancel": threading.Event()}  # set when the fit is interrupted
         runs = p["runs"]
         tasks = [(int(k), r) for k in ks[::-1] for r in range(runs)]  # large k first: better load balance
         workers = min(p["threads"], len(tasks))
@@ -270,6 +272,9 @@ class NMFk(_Base):
                 try:
                     for fut in [pool.submit(work, t) for t in tasks]:
                         fut.result()
+                except BaseException:  # Ctrl-C (seen only by this thread) or a failed run
+                    p["cancel"].set()  # running fits stop at their next iteration
+                    raise
                 finally:  # on an error, runs not yet started are dropped
                     pool.shutdown(wait=True, cancel_futures=True)
 
@@ -298,6 +303,8 @@ class NMFk(_Base):
         # NMFk's own stopping rule (the engine's, reproduced) keeps the per-run
         # ConvergenceWarnings out of the worker threads; one summary is issued.
         def stop_rule(it: int, loss: float) -> bool:
+            if p["cancel"].is_set():
+                return False
             # (with extrapolation the reported loss is the best so far: an iteration that found
             # nothing better is not convergence, as in rankfold.NMF's own rule)
             if (tol > 0 and np.isfinite(state["prev"]) and loss < state["prev"]

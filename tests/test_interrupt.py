@@ -1,0 +1,69 @@
+"""Ctrl-C stops long NMF fits: each case runs in a subprocess that is sent
+SIGINT one second into the fit and must exit with KeyboardInterrupt soon after
+(before this, NMF, MU-KL, sparse and NMFk fits ran on for the whole fit)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+PRELUDE = """
+import sys
+import numpy as np
+import scipy.sparse as sp
+import rankfold
+rng = np.random.default_rng(0)
+X = rng.random((3000, 1500))
+"""
+
+CASES = {
+    "hals": "model = rankfold.NMF(20, max_iter=10**6, tol=0.0, n_threads=2)",
+    "hals-plain": "model = rankfold.NMF(20, max_iter=10**6, tol=0.0, extrapolate=False, n_threads=2)",
+    "mu-kl": "model = rankfold.NMF(20, solver='mu', beta_loss='kullback-leibler', max_iter=10**6, tol=0.0, n_threads=2)",
+    "sparse": "X = sp.random(20000, 5000, density=0.01, random_state=0, format='csr')\n"
+              "model = rankfold.NMF(20, max_iter=10**6, tol=0.0, n_threads=2)",
+    "missing": "X[rng.random(X.shape) < 0.1] = np.nan\n"
+               "model = rankfold.NMF(10, missing_values=np.nan, init='random', max_iter=10**6, tol=0.0, n_threads=2)",
+    "nmfk": "model = rankfold.NMFk(range(2, 12), n_perturbations=10, max_iter=10**6, tol=0.0, n_threads=2)",
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_sigint_stops_the_fit(case):
+    script = PRELUDE + textwrap.dedent(CASES[case]) + """
+print("ready", flush=True)
+try:
+    model.fit(X)
+except KeyboardInterrupt:
+    assert not hasattr(model, "components_"), "an interrupted fit must leave the estimator unfitted"
+    print("interrupted", flush=True)
+    sys.exit(3)
+print("finished", flush=True)
+"""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        elapsed = time.perf_counter() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, (proc.returncode, out, err[-2000:])
+    assert "interrupted" in out
+    # About a second is the goal; the bound leaves room for a loaded machine
+    # (an uninterruptible fit here runs for hours).
+    assert elapsed < 5.0, elapsed

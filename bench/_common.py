@@ -53,21 +53,32 @@ def ratio_of(samples: Dict[str, List[float]], slow: str, fast: str) -> float:
 
 def machine() -> Dict[str, object]:
     cpu = platform.processor() or ""
+    # Virtual machines often hide the model ("AMD EPYC"): keep family/model
+    # (AMD family 25 model 1 = Zen 3 Milan) and the SIMD flags too.
+    fields: Dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
+                if not line.strip():
                     break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    if "model name" in fields:
+        cpu = fields["model name"]
+    flags = set(fields.get("flags", "").split())
+    cpu_id = f"family {fields['cpu family']} model {fields['model']}" if "cpu family" in fields else ""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent).stdout.strip()
     except OSError:
         commit = ""
-    info: Dict[str, object] = {"cpu": cpu, "cores": os.cpu_count(), "commit": commit,
-                               "date": time.strftime("%Y-%m-%d"), "simd": rankfold.show_config()["simd"]}
+    info: Dict[str, object] = {"cpu": cpu, "cpu_id": cpu_id,
+                               "simd_flags": [f for f in ("avx2", "fma", "avx512f") if f in flags],
+                               "simd": rankfold.show_config()["simd"],
+                               "cores": os.cpu_count(), "commit": commit,
+                               "date": time.strftime("%Y-%m-%d")}
     try:
         from threadpoolctl import threadpool_info
 

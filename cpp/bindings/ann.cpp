@@ -209,10 +209,39 @@ void register_hnsw(py::module_& m) {
       });
 }
 
+// Row-wise distance kernels of two (n x d) float32 matrices, as graph search
+// calls them: "l2" (squared L2), "dot", or "l2_bounded" (squared L2 with the
+// early exit at `bound`). For tests of every SIMD level's kernels.
+py::array_t<float> paired_distances(const CArray<float>& X, const CArray<float>& Y, const std::string& kind,
+                                    float bound) {
+  check_matrix(X, "X");
+  check_matrix(Y, "Y", X.shape(1));
+  require(Y.shape(0) == X.shape(0), "X and Y must have the same number of rows");
+  require(kind == "l2" || kind == "dot" || kind == "l2_bounded", "kind must be 'l2', 'dot' or 'l2_bounded', got '",
+          kind, "'");
+  const index_t n = X.shape(0), d = X.shape(1);
+  py::array_t<float> out(n);
+  const float* px = X.data();
+  const float* py_ = Y.data();
+  float* po = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    for (index_t i = 0; i < n; ++i) {
+      const float* a = px + i * d;
+      const float* b = py_ + i * d;
+      const auto len = static_cast<std::size_t>(d);
+      po[i] = kind == "l2" ? l2_sq(a, b, len) : kind == "dot" ? dot(a, b, len) : l2_sq_bounded(a, b, len, bound);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void register_ann(py::module_& m) {
   register_hnsw(m);
+  m.def("paired_distances", &paired_distances, py::arg("X"), py::arg("Y"), py::arg("kind"), py::arg("bound") = 0.f,
+        "Row-wise l2 / dot / bounded-l2 kernels of the active SIMD level (for tests).");
   m.def("knn", &knn<float>, py::arg("X"), py::arg("Q"), py::arg("k"), py::arg("metric"), py::arg("n_threads"));
   m.def("knn", &knn<double>, py::arg("X"), py::arg("Q"), py::arg("k"), py::arg("metric"), py::arg("n_threads"));
 

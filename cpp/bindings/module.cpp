@@ -3,6 +3,7 @@
 #include "common.hpp"
 
 #include "rankfold/ann/distance.hpp"
+#include "rankfold/core/simd.hpp"
 #include "rankfold/core/threads.hpp"
 
 #ifndef RANKFOLD_VERSION
@@ -40,8 +41,32 @@ PYBIND11_MODULE(_core, m) {
     return false;
 #endif
   });
+  // An unknown RANKFOLD_SIMD value fails the import with its reason (ImportError).
+  rankfold::simd::check_environment();
   m.def("simd_isa", [] { return std::string(rankfold::simd::isa()); },
-        "Instruction set used by the distance kernels.");
+        "SIMD level the hand-vectorised kernels run at (generic, avx2, avx512).");
+  m.def("simd_dispatch", [] {
+    namespace simd = rankfold::simd;
+    const simd::Dispatch& d = simd::dispatch();
+    py::dict out;
+    out["active"] = simd::level_name(d.level);
+    out["cpu"] = simd::level_name(d.cpu);
+    out["compiled"] = simd::level_name(simd::compiled_level());
+    out["requested"] = d.requested.empty() ? py::object(py::none()) : py::object(py::str(d.requested));
+    return out;
+  }, "The SIMD dispatch: active level, the CPU's best, the build's baseline, the RANKFOLD_SIMD value.");
+  m.def("simd_resolve", [](py::object value, const std::string& cpu) {
+    namespace simd = rankfold::simd;
+    simd::Level cpu_level = simd::Level::Generic;
+    if (cpu == "avx2") cpu_level = simd::Level::AVX2;
+    else if (cpu == "avx512") cpu_level = simd::Level::AVX512;
+    else rankfold::require(cpu == "generic", "cpu must be generic, avx2 or avx512, got '", cpu, "'");
+    const std::string v = value.is_none() ? std::string() : value.cast<std::string>();
+    const simd::Dispatch d = simd::resolve_dispatch(value.is_none() ? nullptr : v.c_str(), cpu_level);
+    if (!d.error.empty()) throw rankfold::InvalidArgument(d.error);
+    return std::string(simd::level_name(d.level));
+  }, py::arg("value"), py::arg("cpu"),
+     "The level RANKFOLD_SIMD=value would select on a CPU whose best level is cpu (for tests).");
   m.def("eigen_version", [] {
     return std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
            std::to_string(EIGEN_MINOR_VERSION);

@@ -32,11 +32,25 @@ def get_cmake_dir() -> str:
 
 
 def show_config() -> dict:
-    """Build facts: version, OpenMP, SIMD level of the distance kernels, Eigen, threads."""
+    """Build facts: version, OpenMP, SIMD dispatch, Eigen, threads.
+
+    ``simd`` is the level the hand-vectorised kernels (distances, exact search)
+    run at: ``simd_cpu``, the best this CPU supports, unless the environment
+    variable ``RANKFOLD_SIMD=generic|avx2|avx512`` asks for a lower one (it is
+    read once, when rankfold is imported; a request above the CPU's level is
+    capped, an unknown value makes the import fail). ``simd_compiled`` is the
+    build's baseline (``-march=native`` gives this CPU's level; the portable
+    build, ``RANKFOLD_NATIVE=OFF``, gives ``generic`` and still runs every level
+    through target attributes). ``simd_requested`` is RANKFOLD_SIMD's value.
+    """
+    simd = _core.simd_dispatch()
     return {
         "version": __version__,
         "openmp": bool(_core.openmp_enabled()),
-        "simd": _core.simd_isa(),
+        "simd": simd["active"],
+        "simd_cpu": simd["cpu"],
+        "simd_compiled": simd["compiled"],
+        "simd_requested": simd["requested"],
         "eigen": _core.eigen_version(),
         "default_threads": int(_core.default_threads()),
     }

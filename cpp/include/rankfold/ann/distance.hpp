@@ -1,24 +1,18 @@
 // Distance kernels between two float32 vectors: squared L2 and inner product.
 //
-// Dispatch scheme (see README, "CPU targets"):
-//  * a source build (RANKFOLD_NATIVE=ON, the default) compiles with
-//    -march=native, so __AVX512F__ / __AVX2__ are defined and the best kernel
-//    is called directly and can be inlined into graph traversals;
-//  * a portable build (RANKFOLD_NATIVE=OFF, for wheels) compiles AVX-512 and
-//    AVX2 versions with per-function target attributes and picks one at run
-//    time from the CPU's features, so the binary runs on any x86-64.
+// Each kernel comes in AVX-512, AVX2+FMA and generic versions, chosen per call
+// from simd::active_level() (core/simd.hpp: the CPU's best level, lowered by
+// RANKFOLD_SIMD). The x86 versions carry target attributes, so a portable
+// build (RANKFOLD_NATIVE=OFF) contains and runs them too, and a native build
+// inlines the version of its own level into the graph traversals.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define RANKFOLD_X86 1
-#include <immintrin.h>
-#endif
-
 #include "../core/error.hpp"
+#include "../core/simd.hpp"
 
 namespace rankfold {
 
@@ -112,6 +106,37 @@ __attribute__((target("avx512f"))) inline float dot_avx512(const float* a, const
   return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+// l2_sq with an early exit after each 64 dimensions once the partial sum
+// exceeds `bound` (see l2_sq_bounded). Needs d >= 64.
+__attribute__((target("avx512f"))) inline float l2_sq_bounded_avx512(const float* a, const float* b,
+                                                                       std::size_t d, float bound) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  std::size_t i = 0;
+  // Check after each 64 dimensions (4 cache lines of each vector).
+  for (; i + 64 <= d; i += 64) {
+    for (std::size_t j = i; j < i + 64; j += 32) {
+      const __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + j), _mm512_loadu_ps(b + j));
+      const __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + j + 16), _mm512_loadu_ps(b + j + 16));
+      s0 = _mm512_fmadd_ps(t0, t0, s0);
+      s1 = _mm512_fmadd_ps(t1, t1, s1);
+    }
+    if (i + 64 < d) {
+      const float partial = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+      if (partial > bound) return partial;
+    }
+  }
+  for (; i + 16 <= d; i += 16) {
+    const __m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+    s0 = _mm512_fmadd_ps(t, t, s0);
+  }
+  if (i < d) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1u);
+    const __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+    s1 = _mm512_fmadd_ps(t, t, s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
 __attribute__((target("avx2,fma"))) inline float hsum_avx2(__m256 v) {
   const __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
   __m128 s = _mm_add_ps(lo, hi);
@@ -124,6 +149,23 @@ __attribute__((target("avx2,fma"))) inline float l2_sq_avx2(const float* a, cons
                                                               std::size_t d) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   std::size_t i = 0;
+  if (d >= 64) {
+    // Four independent chains: two are bound by the FMA latency (4 cycles)
+    // on vectors this long.
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    for (; i + 32 <= d; i += 32) {
+      const __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+      const __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+      const __m256 t2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16));
+      const __m256 t3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24));
+      s0 = _mm256_fmadd_ps(t0, t0, s0);
+      s1 = _mm256_fmadd_ps(t1, t1, s1);
+      s2 = _mm256_fmadd_ps(t2, t2, s2);
+      s3 = _mm256_fmadd_ps(t3, t3, s3);
+    }
+    s0 = _mm256_add_ps(s0, s2);
+    s1 = _mm256_add_ps(s1, s3);
+  }
   for (; i + 16 <= d; i += 16) {
     const __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
     const __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
@@ -142,6 +184,17 @@ __attribute__((target("avx2,fma"))) inline float dot_avx2(const float* a, const 
                                                             std::size_t d) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   std::size_t i = 0;
+  if (d >= 64) {
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    for (; i + 32 <= d; i += 32) {
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+      s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+      s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    s0 = _mm256_add_ps(s0, s2);
+    s1 = _mm256_add_ps(s1, s3);
+  }
   for (; i + 16 <= d; i += 16) {
     s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
     s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
@@ -152,45 +205,21 @@ __attribute__((target("avx2,fma"))) inline float dot_avx2(const float* a, const 
 }
 #endif  // RANKFOLD_X86
 
-using DistanceFn = float (*)(const float*, const float*, std::size_t);
-
-// The instruction set the kernels below run with on this CPU.
-inline const char* isa() {
-#if defined(__AVX512F__)
-  return "avx512 (compiled for this CPU)";
-#elif defined(__AVX2__) && defined(__FMA__)
-  return "avx2 (compiled for this CPU)";
-#elif defined(RANKFOLD_X86)
-  if (__builtin_cpu_supports("avx512f")) return "avx512 (runtime dispatch)";
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2 (runtime dispatch)";
-  return "generic (runtime dispatch)";
-#else
-  return "generic";
-#endif
-}
-
-#if !defined(__AVX512F__) && !(defined(__AVX2__) && defined(__FMA__)) && defined(RANKFOLD_X86)
-inline DistanceFn pick(DistanceFn f512, DistanceFn f256, DistanceFn generic) {
-  if (__builtin_cpu_supports("avx512f")) return f512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return f256;
-  return generic;
-}
-#endif
+// The level the kernels below run at, by name ("generic", "avx2", "avx512").
+inline const char* isa() { return level_name(active_level()); }
 
 }  // namespace simd
 
 // Squared Euclidean distance between two float vectors of length d.
 inline float l2_sq(const float* a, const float* b, std::size_t d) {
-#if defined(__AVX512F__)
-  return simd::l2_sq_avx512(a, b, d);
-#elif defined(__AVX2__) && defined(__FMA__)
-  return simd::l2_sq_avx2(a, b, d);
-#elif defined(RANKFOLD_X86)
-  static const simd::DistanceFn fn = simd::pick(simd::l2_sq_avx512, simd::l2_sq_avx2, simd::l2_sq_generic);
-  return fn(a, b, d);
-#else
-  return simd::l2_sq_generic(a, b, d);
+#if defined(RANKFOLD_X86)
+  switch (simd::active_level()) {
+    case simd::Level::AVX512: return simd::l2_sq_avx512(a, b, d);
+    case simd::Level::AVX2: return simd::l2_sq_avx2(a, b, d);
+    case simd::Level::Generic: break;
+  }
 #endif
+  return simd::l2_sq_generic(a, b, d);
 }
 
 // Squared L2 distance with early exit: once a partial sum over a prefix of
@@ -199,34 +228,8 @@ inline float l2_sq(const float* a, const float* b, std::size_t d) {
 // a rejection then needs only part of the vector. Exact when the distance is
 // <= bound.
 inline float l2_sq_bounded(const float* a, const float* b, std::size_t d, float bound) {
-#if defined(__AVX512F__)
-  if (d >= 64) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    std::size_t i = 0;
-    // Check after each 64 dimensions (4 cache lines of each vector).
-    for (; i + 64 <= d; i += 64) {
-      for (std::size_t j = i; j < i + 64; j += 32) {
-        const __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + j), _mm512_loadu_ps(b + j));
-        const __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + j + 16), _mm512_loadu_ps(b + j + 16));
-        s0 = _mm512_fmadd_ps(t0, t0, s0);
-        s1 = _mm512_fmadd_ps(t1, t1, s1);
-      }
-      if (i + 64 < d) {
-        const float partial = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-        if (partial > bound) return partial;
-      }
-    }
-    for (; i + 16 <= d; i += 16) {
-      const __m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
-      s0 = _mm512_fmadd_ps(t, t, s0);
-    }
-    if (i < d) {
-      const __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1u);
-      const __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
-      s1 = _mm512_fmadd_ps(t, t, s1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-  }
+#if defined(RANKFOLD_X86)
+  if (simd::active_level() == simd::Level::AVX512 && d >= 64) return simd::l2_sq_bounded_avx512(a, b, d, bound);
 #endif
   (void)bound;
   return l2_sq(a, b, d);
@@ -234,16 +237,14 @@ inline float l2_sq_bounded(const float* a, const float* b, std::size_t d, float 
 
 // Inner product of two float vectors of length d.
 inline float dot(const float* a, const float* b, std::size_t d) {
-#if defined(__AVX512F__)
-  return simd::dot_avx512(a, b, d);
-#elif defined(__AVX2__) && defined(__FMA__)
-  return simd::dot_avx2(a, b, d);
-#elif defined(RANKFOLD_X86)
-  static const simd::DistanceFn fn = simd::pick(simd::dot_avx512, simd::dot_avx2, simd::dot_generic);
-  return fn(a, b, d);
-#else
-  return simd::dot_generic(a, b, d);
+#if defined(RANKFOLD_X86)
+  switch (simd::active_level()) {
+    case simd::Level::AVX512: return simd::dot_avx512(a, b, d);
+    case simd::Level::AVX2: return simd::dot_avx2(a, b, d);
+    case simd::Level::Generic: break;
+  }
 #endif
+  return simd::dot_generic(a, b, d);
 }
 
 inline double dot(const double* a, const double* b, std::size_t d) {

@@ -6,8 +6,10 @@
 //  * exact_search: any scalar type; Eigen's GEMM computes a block of scores,
 //    then a SIMD scan filters them into the heaps;
 //  * exact_search_packed: float32 vectors packed 16-wide; a register-tiled
-//    kernel (12 queries x 32 vectors) computes scores and filters them without
-//    writing a score matrix. ExactIndex and float32 knn use it.
+//    kernel computes scores and filters them without writing a score matrix,
+//    one tile per SIMD level (core/simd.hpp): 12 queries x 32 vectors on
+//    AVX-512, 6 x 16 on AVX2+FMA, 4 x 16 generic. ExactIndex and float32 knn
+//    use it.
 //
 // Reported distances: l2 -> squared Euclidean; ip -> 1 - <q, x>;
 // cosine -> 1 - cos(q, x) (inputs normalised first).
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/simd.hpp"
 #include "../core/threads.hpp"
 #include "../core/topk.hpp"
 #include "../core/types.hpp"
@@ -37,10 +40,20 @@ struct ExactSearchOptions {
   index_t base_block = 256;   // base vectors per GEMM block (a multiple of 32)
 };
 
+// |x|^2 accumulated in double. Plain code, not dispatched: every SIMD level
+// ranks with the same norms, so the levels agree on the results.
+template <typename T>
+inline T sqnorm(const T* x, index_t d) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (index_t j = 0; j < d; ++j) s += static_cast<double>(x[j]) * static_cast<double>(x[j]);
+  return static_cast<T>(s);
+}
+
 // Squared norms of the rows of a (n x d) row-major matrix.
 template <typename T>
 void row_sqnorms(const T* X, index_t n, index_t d, T* out, int n_threads) {
-  parallel_for(0, n, n_threads, [&](index_t i) { out[i] = static_cast<T>(dot(X + i * d, X + i * d, d)); }, 1024);
+  parallel_for(0, n, n_threads, [&](index_t i) { out[i] = sqnorm(X + i * d, d); }, 1024);
 }
 
 // Scales the rows of X (n x d) to unit norm; throws if a row is zero.
@@ -61,42 +74,84 @@ void normalize_rows(T* X, index_t n, index_t d, int n_threads, const char* name 
 
 namespace detail {
 
+// Pushes candidate c (ranking value v) into `top` when it beats the k-th best.
+template <typename T>
+inline void push_candidate(T v, index_t c, const index_t* labels, index_t first, TopK<T>& top, T& thr) {
+  if (v <= thr) {
+    top.push(v, labels ? labels[c] : first + c);
+    thr = top.threshold();
+  }
+}
+
 // Pushes the candidates of one row of products s[0..nb) into `top`. The
 // ranking value is norms[j] - 2 s[j] (L2, norms given) or -s[j] (inner
-// product). Most candidates lose against the current k-th best, so the
-// AVX-512 path compares 16 at a time and only walks the lanes that pass.
+// product). Most candidates lose against the current k-th best, so the SIMD
+// paths compare 16 (AVX-512) or 8 (AVX2) at a time and only walk the lanes
+// that pass; every path computes the same values with the same operations.
+template <typename T>
+inline void scan_block_generic(const T* s, const T* norms, const index_t* labels, index_t first, index_t j,
+                               index_t nb, TopK<T>& top) {
+  T thr = top.threshold();
+  for (; j < nb; ++j) push_candidate<T>(norms ? norms[j] - 2 * s[j] : -s[j], j, labels, first, top, thr);
+}
+
+#if defined(RANKFOLD_X86)
+__attribute__((target("avx512f"))) inline index_t scan_block_avx512(const float* s, const float* norms,
+                                                                     const index_t* labels, index_t first,
+                                                                     index_t nb, TopK<float>& top) {
+  index_t j = 0;
+  float thr = top.threshold();
+  const __m512 minus_two = _mm512_set1_ps(-2.f);
+  for (; j + 16 <= nb; j += 16) {
+    const __m512 prod = _mm512_loadu_ps(s + j);
+    const __m512 v = norms ? _mm512_fmadd_ps(minus_two, prod, _mm512_loadu_ps(norms + j))
+                           : _mm512_sub_ps(_mm512_setzero_ps(), prod);
+    __mmask16 mask = _mm512_cmp_ps_mask(v, _mm512_set1_ps(thr), _CMP_LE_OQ);
+    while (mask) {
+      const int lane = __builtin_ctz(mask);
+      mask &= static_cast<__mmask16>(mask - 1);
+      const index_t c = j + lane;
+      push_candidate<float>(norms ? norms[c] - 2 * s[c] : -s[c], c, labels, first, top, thr);
+    }
+  }
+  return j;
+}
+
+__attribute__((target("avx2,fma"))) inline index_t scan_block_avx2(const float* s, const float* norms,
+                                                                    const index_t* labels, index_t first,
+                                                                    index_t nb, TopK<float>& top) {
+  index_t j = 0;
+  float thr = top.threshold();
+  const __m256 minus_two = _mm256_set1_ps(-2.f);
+  for (; j + 8 <= nb; j += 8) {
+    const __m256 prod = _mm256_loadu_ps(s + j);
+    const __m256 v = norms ? _mm256_fmadd_ps(minus_two, prod, _mm256_loadu_ps(norms + j))
+                           : _mm256_sub_ps(_mm256_setzero_ps(), prod);
+    unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_set1_ps(thr), _CMP_LE_OQ)));
+    while (mask) {
+      const int lane = __builtin_ctz(mask);
+      mask &= mask - 1;
+      const index_t c = j + lane;
+      push_candidate<float>(norms ? norms[c] - 2 * s[c] : -s[c], c, labels, first, top, thr);
+    }
+  }
+  return j;
+}
+#endif
+
 template <typename T>
 inline void scan_block(const T* s, const T* norms, const index_t* labels, index_t first, index_t nb, TopK<T>& top) {
   index_t j = 0;
-  T thr = top.threshold();
-#if defined(__AVX512F__)
+#if defined(RANKFOLD_X86)
   if constexpr (std::is_same<T, float>::value) {
-    const __m512 minus_two = _mm512_set1_ps(-2.f);
-    for (; j + 16 <= nb; j += 16) {
-      const __m512 prod = _mm512_loadu_ps(s + j);
-      const __m512 v = norms ? _mm512_fmadd_ps(minus_two, prod, _mm512_loadu_ps(norms + j))
-                             : _mm512_sub_ps(_mm512_setzero_ps(), prod);
-      __mmask16 mask = _mm512_cmp_ps_mask(v, _mm512_set1_ps(thr), _CMP_LE_OQ);
-      while (mask) {
-        const int lane = __builtin_ctz(mask);
-        mask &= static_cast<__mmask16>(mask - 1);
-        const index_t c = j + lane;
-        const T val = norms ? norms[c] - 2 * s[c] : -s[c];
-        if (val <= thr) {
-          top.push(val, labels ? labels[c] : first + c);
-          thr = top.threshold();
-        }
-      }
+    switch (simd::active_level()) {
+      case simd::Level::AVX512: j = scan_block_avx512(s, norms, labels, first, nb, top); break;
+      case simd::Level::AVX2: j = scan_block_avx2(s, norms, labels, first, nb, top); break;
+      case simd::Level::Generic: break;
     }
   }
 #endif
-  for (; j < nb; ++j) {
-    const T v = norms ? norms[j] - 2 * s[j] : -s[j];
-    if (v <= thr) {
-      top.push(v, labels ? labels[j] : first + j);
-      thr = top.threshold();
-    }
-  }
+  scan_block_generic(s, norms, labels, first, j, nb, top);
 }
 
 }  // namespace detail
@@ -231,7 +286,7 @@ class PackedVectors {
           const float* x = X + i * dim_;
           float* g = data_.data() + (r / kLanes) * dim_ * kLanes + (r % kLanes);
           for (index_t j = 0; j < dim_; ++j) g[j * kLanes] = x[j];
-          bias_[static_cast<std::size_t>(r)] = l2_ ? static_cast<float>(dot(x, x, dim_)) : 0.f;
+          bias_[static_cast<std::size_t>(r)] = l2_ ? sqnorm(x, dim_) : 0.f;
         },
         256);
     n_ = total;
@@ -252,20 +307,26 @@ class PackedVectors {
 
 namespace detail {
 
-constexpr int kTileQueries = 12;
-
-// Queries q0 .. q0+nq (nq <= kTileQueries) interleaved: out[j * 12 + r] = Q[q0 + r][j],
-// zero rows past nq.
+// Queries Q[0 .. nq) (nq <= Rows) interleaved for a tile of Rows queries:
+// out[j * Rows + r] = Q[r][j], zero rows past nq.
+template <int Rows>
 inline void pack_query_tile(const float* Q, index_t d, index_t nq, float* out) {
   for (index_t j = 0; j < d; ++j)
-    for (int r = 0; r < kTileQueries; ++r) out[j * kTileQueries + r] = r < nq ? Q[r * d + j] : 0.f;
+    for (int r = 0; r < Rows; ++r) out[j * Rows + r] = r < nq ? Q[r * d + j] : 0.f;
 }
 
-// One 12-query x 32-vector tile: scores in registers, ranking values
-// bias - scale * <q, x> compared against each query's current k-th best, and
-// only the winners pushed. `valid` is the number of real vectors (<= 32).
-// The AVX-512 version is compiled with a target attribute so that portable
-// builds (RANKFOLD_NATIVE=OFF) can still pick it at run time.
+// A fused tile computes the products of `Rows` packed queries with `Cols`
+// packed vectors in registers, turns them into ranking values
+// bias - scale * <q, x>, compares each query's row against its current k-th
+// best and pushes only the winners. One tile per SIMD level, sized for that
+// level's register file; all accumulate <q, x> in the order of the
+// dimensions with one fused multiply-add per term, so in a build where the
+// generic loop is contracted to FMA (the native build) every level gives the
+// same bits. `rows` real queries (<= Rows), `valid` real vectors (<= Cols).
+
+// AVX-512: 12 queries x 32 vectors (24 zmm accumulators of the 32).
+constexpr int kTileQueries = 12;
+
 #if defined(RANKFOLD_X86)
 __attribute__((target("avx512f"))) inline void fused_tile_avx512(
     const float* qtile, const float* g0, index_t d, const float* bias, float scale, int rows, index_t valid,
@@ -305,22 +366,84 @@ __attribute__((target("avx512f"))) inline void fused_tile_avx512(
     }
   }
 }
-#endif
 
-inline void fused_tile_generic(const float* qtile, const float* g0, index_t d, const float* bias, float scale,
+// AVX2 + FMA: R (<= 6) queries x 16 vectors (one packed group, two ymm wide):
+// 12 ymm accumulators, two for the vectors and one broadcast query value fit
+// the 16 ymm registers, and each step issues 12 independent FMAs for 2
+// vector loads and 6 broadcasts, which keeps both FMA pipes busy.
+constexpr int kAvx2TileQueries = 6;
+
+template <int R>
+__attribute__((target("avx2,fma"))) inline void fused_tile_avx2_rows(const float* qtile, const float* g, index_t d,
+                                                                      const float* bias, float scale, index_t valid,
+                                                                      index_t first, const index_t* labels,
+                                                                      TopK<float>* tops, float* thr) {
+  __m256 lo[R], hi[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
+  for (index_t j = 0; j < d; ++j) {
+    const __m256 x0 = _mm256_loadu_ps(g + j * 16), x1 = _mm256_loadu_ps(g + j * 16 + 8);
+    const float* q = qtile + j * kAvx2TileQueries;
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256 a = _mm256_broadcast_ss(q + r);
+      lo[r] = _mm256_fmadd_ps(a, x0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(a, x1, hi[r]);
+    }
+  }
+  const __m256 s = _mm256_set1_ps(-scale), b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + 8);
+  const unsigned valid_mask = valid >= 16 ? 0xFFFFu : ((1u << valid) - 1u);
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    const __m256 v0 = _mm256_fmadd_ps(s, lo[r], b0), v1 = _mm256_fmadd_ps(s, hi[r], b1);
+    const __m256 t = _mm256_set1_ps(thr[r]);
+    unsigned mask = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v0, t, _CMP_LE_OQ))) |
+                    (static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v1, t, _CMP_LE_OQ))) << 8);
+    mask &= valid_mask;
+    if (!mask) continue;
+    alignas(32) float vals[16];
+    _mm256_store_ps(vals, v0);
+    _mm256_store_ps(vals + 8, v1);
+    while (mask) {
+      const int c = __builtin_ctz(mask);
+      mask &= mask - 1;
+      if (vals[c] <= thr[r]) {
+        tops[r].push(vals[c], labels ? labels[first + c] : first + c);
+        thr[r] = tops[r].threshold();
+      }
+    }
+  }
+}
+
+inline void fused_tile_avx2(const float* qtile, const float* g, index_t d, const float* bias, float scale, int rows,
+                            index_t valid, index_t first, const index_t* labels, TopK<float>* tops, float* thr) {
+  switch (rows) {
+    case 1: return fused_tile_avx2_rows<1>(qtile, g, d, bias, scale, valid, first, labels, tops, thr);
+    case 2: return fused_tile_avx2_rows<2>(qtile, g, d, bias, scale, valid, first, labels, tops, thr);
+    case 3: return fused_tile_avx2_rows<3>(qtile, g, d, bias, scale, valid, first, labels, tops, thr);
+    case 4: return fused_tile_avx2_rows<4>(qtile, g, d, bias, scale, valid, first, labels, tops, thr);
+    case 5: return fused_tile_avx2_rows<5>(qtile, g, d, bias, scale, valid, first, labels, tops, thr);
+    default: return fused_tile_avx2_rows<6>(qtile, g, d, bias, scale, valid, first, labels, tops, thr);
+  }
+}
+#endif  // RANKFOLD_X86
+
+// Generic: 4 queries x 16 vectors in plain C++ that the compiler vectorises
+// for the build's baseline (64 accumulators: 16 SSE registers).
+constexpr int kGenericTileQueries = 4;
+
+inline void fused_tile_generic(const float* qtile, const float* g, index_t d, const float* bias, float scale,
                                int rows, index_t valid, index_t first, const index_t* labels, TopK<float>* tops,
                                float* thr) {
-  float acc[kTileQueries][32] = {};
-  const float* g1 = g0 + d * PackedVectors::kLanes;
+  constexpr int R = kGenericTileQueries;
+  float acc[R][16] = {};
   for (index_t j = 0; j < d; ++j) {
-    const float* q = qtile + j * kTileQueries;
-    for (int r = 0; r < kTileQueries; ++r) {
+    const float* x = g + j * 16;
+    const float* q = qtile + j * R;
+    for (int r = 0; r < R; ++r) {
       const float a = q[r];
 #pragma omp simd
-      for (int c = 0; c < 16; ++c) {
-        acc[r][c] += a * g0[j * 16 + c];
-        acc[r][16 + c] += a * g1[j * 16 + c];
-      }
+      for (int c = 0; c < 16; ++c) acc[r][c] += a * x[c];
     }
   }
   for (int r = 0; r < rows; ++r) {
@@ -334,26 +457,101 @@ inline void fused_tile_generic(const float* qtile, const float* g0, index_t d, c
   }
 }
 
-inline void fused_tile(const float* qtile, const float* g0, index_t d, const float* bias, float scale, int rows,
-                       index_t valid, index_t first, const index_t* labels, TopK<float>* tops, float* thr) {
-#if defined(__AVX512F__)
-  fused_tile_avx512(qtile, g0, d, bias, scale, rows, valid, first, labels, tops, thr);
-#elif defined(RANKFOLD_X86)
-  static const bool has_avx512 = __builtin_cpu_supports("avx512f");
-  if (has_avx512)
-    fused_tile_avx512(qtile, g0, d, bias, scale, rows, valid, first, labels, tops, thr);
-  else
-    fused_tile_generic(qtile, g0, d, bias, scale, rows, valid, first, labels, tops, thr);
-#else
-  fused_tile_generic(qtile, g0, d, bias, scale, rows, valid, first, labels, tops, thr);
+// The tiles as policies for the shared driver: queries per tile, vectors per
+// tile call (a multiple of the packing's 16 lanes dividing its 32-vector
+// granule) and the kernel.
+struct TileAvx512 {
+  static constexpr int kRows = kTileQueries;
+  static constexpr index_t kCols = 32;
+#if defined(RANKFOLD_X86)
+  static void run(const float* qtile, const float* g, index_t d, const float* bias, float scale, int rows,
+                  index_t valid, index_t first, const index_t* labels, TopK<float>* tops, float* thr) {
+    fused_tile_avx512(qtile, g, d, bias, scale, rows, valid, first, labels, tops, thr);
+  }
 #endif
+};
+struct TileAvx2 {
+  static constexpr int kRows = kAvx2TileQueries;
+  static constexpr index_t kCols = 16;
+#if defined(RANKFOLD_X86)
+  static void run(const float* qtile, const float* g, index_t d, const float* bias, float scale, int rows,
+                  index_t valid, index_t first, const index_t* labels, TopK<float>* tops, float* thr) {
+    fused_tile_avx2(qtile, g, d, bias, scale, rows, valid, first, labels, tops, thr);
+  }
+#endif
+};
+struct TileGeneric {
+  static constexpr int kRows = kGenericTileQueries;
+  static constexpr index_t kCols = 16;
+  static void run(const float* qtile, const float* g, index_t d, const float* bias, float scale, int rows,
+                  index_t valid, index_t first, const index_t* labels, TopK<float>* tops, float* thr) {
+    fused_tile_generic(qtile, g, d, bias, scale, rows, valid, first, labels, tops, thr);
+  }
+};
+
+// Base vectors per cache block: about 256 KiB of packed vectors (512 at
+// dim 128), so a block stays in L2 while every query tile of a task runs
+// over it; a multiple of the 32-vector granule.
+inline index_t packed_base_block(index_t d) {
+  const index_t per_block = (std::int64_t{1} << 16) / std::max<index_t>(d, 1);
+  return std::max<index_t>(PackedVectors::kGranule,
+                           std::min<index_t>(512, per_block / PackedVectors::kGranule * PackedVectors::kGranule));
+}
+
+// Queries per task: at most `max_block`, a multiple of the tile's rows, and
+// a number of tasks that is a multiple of the thread count when there are
+// enough queries, so that no thread waits for a short last block.
+inline index_t packed_query_block(index_t nq, int rows, int threads, index_t max_block) {
+  index_t blocks = (nq + max_block - 1) / max_block;
+  if (threads > 1 && nq >= static_cast<index_t>(threads) * rows * 4) blocks = (blocks + threads - 1) / threads * threads;
+  const index_t per = (nq + blocks - 1) / blocks;
+  return std::max<index_t>(rows, (per + rows - 1) / rows * rows);
+}
+
+// The fused search with one tile kind: tasks of query blocks (x base
+// segments), each packing its queries once and running every query tile over
+// one L2-sized block of base vectors after another.
+template <typename Tile>
+void search_packed_with(const PackedVectors& base, const index_t* labels, const float* queries, index_t nq, int k,
+                        bool l2, const float* query_sqnorms, index_t* out_ids, float* out_dist, int threads) {
+  constexpr int kRows = Tile::kRows;
+  constexpr index_t kCols = Tile::kCols;
+  const index_t d = base.dim(), n = base.size();
+  const index_t BQ = packed_query_block(nq, kRows, threads, kRows * (240 / kRows));
+  const index_t BN = packed_base_block(d);
+  const float scale = l2 ? 2.f : 1.f;
+  run_blocked_search<float>(
+      n, nq, k, l2, query_sqnorms, BQ, BN, threads, out_ids, out_dist,
+      [&](index_t q0, index_t nqb, index_t b_start, index_t b_end, TopK<float>* tops) {
+        const index_t n_tiles = (nqb + kRows - 1) / kRows;
+        std::vector<float> qpack(static_cast<std::size_t>(n_tiles * kRows * d));
+        std::vector<float> thr(static_cast<std::size_t>(nqb), std::numeric_limits<float>::infinity());
+        for (index_t t = 0; t < n_tiles; ++t) {
+          const index_t r0 = t * kRows;
+          pack_query_tile<kRows>(queries + (q0 + r0) * d, d, std::min<index_t>(kRows, nqb - r0),
+                                 qpack.data() + r0 * d);
+        }
+        for (index_t c0 = b_start; c0 < b_end; c0 += BN) {
+          const index_t c1 = std::min(b_end, c0 + BN);
+          for (index_t t = 0; t < n_tiles; ++t) {
+            const index_t r0 = t * kRows;
+            const int rows = static_cast<int>(std::min<index_t>(kRows, nqb - r0));
+            for (index_t b = c0; b < c1; b += kCols) {
+              Tile::run(qpack.data() + r0 * d, base.groups() + (b / PackedVectors::kLanes) * d * PackedVectors::kLanes,
+                        d, base.bias() + b, scale, rows, std::min<index_t>(kCols, c1 - b), b, labels, tops + r0,
+                        thr.data() + r0);
+            }
+          }
+        }
+      });
 }
 
 }  // namespace detail
 
-// Exact search over packed float32 vectors with the fused kernel: no score
-// matrix is written to memory, each tile's scores go from registers straight
-// into the top-k filter. Same conventions as exact_search.
+// Exact search over packed float32 vectors with the fused kernel of the
+// active SIMD level: no score matrix is written to memory, each tile's scores
+// go from registers straight into the top-k filter. Same conventions as
+// exact_search.
 inline void exact_search_packed(const PackedVectors& base, const index_t* labels, const float* queries, index_t nq,
                                 int k, Metric metric, index_t* out_ids, float* out_dist, int n_threads) {
   require(k >= 1, "k must be >= 1, got ", k);
@@ -361,36 +559,22 @@ inline void exact_search_packed(const PackedVectors& base, const index_t* labels
   if (nq == 0) return;
   const int threads = resolve_threads(n_threads);
   const bool l2 = metric == Metric::L2;
-  const index_t d = base.dim(), n = base.size();
+  const index_t d = base.dim();
   std::vector<float> query_sqnorms(static_cast<std::size_t>(l2 ? nq : 0));
   if (l2) row_sqnorms(queries, nq, d, query_sqnorms.data(), threads);
-  constexpr index_t BQ = detail::kTileQueries * 20;  // queries per task
-  constexpr index_t BN = 512;                         // base vectors per cache block
-  const float scale = l2 ? 2.f : 1.f;
-  detail::run_blocked_search<float>(
-      n, nq, k, l2, query_sqnorms.data(), BQ, BN, threads, out_ids, out_dist,
-      [&](index_t q0, index_t nqb, index_t b_start, index_t b_end, TopK<float>* tops) {
-        const index_t n_tiles = (nqb + detail::kTileQueries - 1) / detail::kTileQueries;
-        std::vector<float> qpack(static_cast<std::size_t>(n_tiles * detail::kTileQueries * d));
-        std::vector<float> thr(static_cast<std::size_t>(nqb), std::numeric_limits<float>::infinity());
-        for (index_t t = 0; t < n_tiles; ++t) {
-          const index_t r0 = t * detail::kTileQueries;
-          detail::pack_query_tile(queries + (q0 + r0) * d, d, std::min<index_t>(detail::kTileQueries, nqb - r0),
-                                  qpack.data() + r0 * d);
-        }
-        for (index_t c0 = b_start; c0 < b_end; c0 += BN) {
-          const index_t c1 = std::min(b_end, c0 + BN);
-          for (index_t t = 0; t < n_tiles; ++t) {
-            const index_t r0 = t * detail::kTileQueries;
-            const int rows = static_cast<int>(std::min<index_t>(detail::kTileQueries, nqb - r0));
-            for (index_t b = c0; b < c1; b += PackedVectors::kGranule) {
-              detail::fused_tile(qpack.data() + r0 * d, base.groups() + (b / PackedVectors::kLanes) * d * 16, d,
-                                 base.bias() + b, scale, rows, std::min<index_t>(32, c1 - b), b, labels, tops + r0,
-                                 thr.data() + r0);
-            }
-          }
-        }
-      });
+  switch (simd::active_level()) {
+#if defined(RANKFOLD_X86)
+    case simd::Level::AVX512:
+      return detail::search_packed_with<detail::TileAvx512>(base, labels, queries, nq, k, l2, query_sqnorms.data(),
+                                                            out_ids, out_dist, threads);
+    case simd::Level::AVX2:
+      return detail::search_packed_with<detail::TileAvx2>(base, labels, queries, nq, k, l2, query_sqnorms.data(),
+                                                          out_ids, out_dist, threads);
+#endif
+    default:
+      return detail::search_packed_with<detail::TileGeneric>(base, labels, queries, nq, k, l2, query_sqnorms.data(),
+                                                             out_ids, out_dist, threads);
+  }
 }
 
 // A flat index: stores float32 vectors (packed for the fused kernel) and

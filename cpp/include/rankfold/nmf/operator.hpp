@@ -198,7 +198,31 @@ class DenseOperator {
   bool row_major_;
 };
 
+// G (k x k, double) = A^T A for A (n x k, row-major) accumulated in double
+// whatever T, split over row blocks and summed in block order (deterministic).
+template <typename T>
+Eigen::MatrixXd gram_in_double(const T* A, index_t n, index_t k, int n_threads) {
+  const index_t block = 2048;
+  const index_t n_blocks = std::max<index_t>(1, (n + block - 1) / block);
+  std::vector<Eigen::MatrixXd> parts(static_cast<std::size_t>(n_blocks));
+  parallel_for(0, n_blocks, n_threads, [&](index_t b) {
+    const index_t lo = b * block, hi = std::min(n, lo + block);
+    Eigen::MatrixXd g = Eigen::MatrixXd::Zero(k, k);
+    if (hi > lo) {
+      const Eigen::MatrixXd a = row_view(A + lo * k, hi - lo, k).template cast<double>();
+      g.selfadjointView<Eigen::Lower>().rankUpdate(a.transpose());
+    }
+    parts[static_cast<std::size_t>(b)] = g.selfadjointView<Eigen::Lower>();
+  });
+  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(k, k);
+  for (auto& p : parts) out += p;
+  return out;
+}
+
 // Sparse X, m x n: a CSR matrix (view of X) or a CSC matrix (view of X^T).
+// The product with the view's transpose scatters into per-thread buffers
+// that the operator keeps from call to call (one fit allocates them once), so
+// one operator serves one caller at a time.
 template <typename T, typename I>
 class SparseOperator {
  public:
@@ -209,7 +233,7 @@ class SparseOperator {
 
   void times(const T* B, index_t l, T* out, int n_threads) const {
     if (csc_)
-      spmm_transposed(v_, B, l, l, out, l, n_threads);
+      spmm_transposed(v_, B, l, l, out, l, n_threads, scratch_);
     else
       spmm(v_, B, l, l, out, l, n_threads);
   }
@@ -218,7 +242,7 @@ class SparseOperator {
     if (csc_)
       spmm(v_, B, l, l, out, l, n_threads);
     else
-      spmm_transposed(v_, B, l, l, out, l, n_threads);
+      spmm_transposed(v_, B, l, l, out, l, n_threads, scratch_);
   }
 
   double sum(int n_threads) const {
@@ -256,18 +280,16 @@ class SparseOperator {
       return s;
     });
     const double xx = squared_norm(n_threads);
-    const auto ww = gram_double(W, rows(), k);
-    const auto hh = gram_double(Ht, cols(), k);
+    const Eigen::MatrixXd ww = gram_in_double(W, rows(), k, n_threads);
+    const Eigen::MatrixXd hh = gram_in_double(Ht, cols(), k, n_threads);
     return std::max(0.0, xx - 2.0 * cross + ww.cwiseProduct(hh).sum());
   }
 
  private:
-  static Eigen::MatrixXd gram_double(const T* A, index_t n, index_t k) {
-    return row_view(A, n, k).template cast<double>().transpose() * row_view(A, n, k).template cast<double>();
-  }
 
   CompressedView<T, I> v_;
   bool csc_;
+  mutable std::vector<T> scratch_;
 };
 
 // G (k x k) = A^T A for A (n x k, row-major), split over row blocks; partial

@@ -25,6 +25,7 @@
 
 #include "rankfold/core/threads.hpp"
 #include "rankfold/core/types.hpp"
+#include "rankfold/core/vec.hpp"
 
 namespace rankfold {
 namespace nmf {
@@ -34,24 +35,6 @@ struct Penalty {
   double l2 = 0.0;
 };
 
-// A SIMD register's worth of T (GCC/Clang vector extension; the compiler maps
-// it to AVX-512, AVX2 or SSE pairs as the target allows).
-template <typename T>
-using Vec __attribute__((vector_size(64))) = T;
-template <typename T>
-constexpr index_t kVec = 64 / sizeof(T);
-
-template <typename T>
-inline Vec<T> vload(const T* p) {
-  Vec<T> v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-template <typename T>
-inline void vstore(T* p, const Vec<T>& v) {
-  std::memcpy(p, &v, sizeof(v));
-}
-
 // Inner sweeps: `max_sweeps` per row; with `early_stop` > 0 a block of rows
 // stops once the squared change of a sweep falls below early_stop^2 times its
 // first one.
@@ -60,11 +43,16 @@ inline void vstore(T* p, const Vec<T>& v) {
 // the Gauss-Seidel recurrence over coordinates is sequential within a row,
 // but independent across rows, so the tile runs the recurrence in SIMD lanes
 // and each coordinate update costs k vector FMAs for Lanes rows. The
-// arithmetic per row is the scalar one, in the same order.
+// arithmetic per row is the scalar one, in the same order. The tile is 128
+// bytes of lanes whatever the vector width (two AVX-512, four AVX2 or eight
+// SSE registers), so that the early stop, decided per tile, and hence the
+// iterates are the same on every SIMD path.
 template <typename T>
 void update_rows_hals(T* Y, const T* A, const T* G, index_t rows, index_t k, Penalty pen, int max_sweeps,
                       double early_stop, int n_threads) {
-  constexpr index_t Lanes = 2 * kVec<T>;
+  constexpr index_t Lanes = static_cast<index_t>(128 / sizeof(T));
+  constexpr int NV = static_cast<int>(Lanes / kVec<T>);  // vectors per coordinate of a tile
+  constexpr index_t w = kVec<T>;
   std::vector<T> inv_hess(static_cast<std::size_t>(k));
   std::vector<char> active(static_cast<std::size_t>(k));
   for (index_t j = 0; j < k; ++j) {
@@ -99,29 +87,33 @@ void update_rows_hals(T* Y, const T* A, const T* G, index_t rows, index_t k, Pen
             const T* g = G + j * k;
             T* yj = y + j * Lanes;
             const T* aj = a + j * Lanes;
-            // grad = l1 - a_j + l2 y_j + sum_l G_jl y_l over the tile's lanes, as
-            // two vectors per half, with even and odd l in separate
-            // accumulators so consecutive FMAs do not wait for each other.
-            Vec<T> g0 = vload<T>(aj), g1 = vload<T>(aj + kVec<T>);
-            g0 = (l2 * vload<T>(yj) + l1) - g0;
-            g1 = (l2 * vload<T>(yj + kVec<T>) + l1) - g1;
-            Vec<T> h0 = Vec<T>{} , h1 = Vec<T>{};
+            // grad = l1 - a_j + l2 y_j + sum_l G_jl y_l over the tile's lanes,
+            // NV vectors, with even and odd l in separate accumulators so
+            // consecutive FMAs do not wait for each other.
+            Vec<T> ge[NV], go[NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) {
+              ge[v] = (l2 * vload<T>(yj + v * w) + l1) - vload<T>(aj + v * w);
+              go[v] = Vec<T>{};
+            }
             index_t l = 0;
             for (; l + 1 < k; l += 2) {
               const T* ya = y + l * Lanes;
               const T* yb = ya + Lanes;
-              g0 += g[l] * vload<T>(ya);
-              g1 += g[l] * vload<T>(ya + kVec<T>);
-              h0 += g[l + 1] * vload<T>(yb);
-              h1 += g[l + 1] * vload<T>(yb + kVec<T>);
+              const T ga = g[l], gb = g[l + 1];
+#pragma GCC unroll 8
+              for (int v = 0; v < NV; ++v) {
+                ge[v] += ga * vload<T>(ya + v * w);
+                go[v] += gb * vload<T>(yb + v * w);
+              }
             }
             if (l < k) {
               const T* ya = y + l * Lanes;
-              g0 += g[l] * vload<T>(ya);
-              g1 += g[l] * vload<T>(ya + kVec<T>);
+#pragma GCC unroll 8
+              for (int v = 0; v < NV; ++v) ge[v] += g[l] * vload<T>(ya + v * w);
             }
-            vstore<T>(grad, g0 + h0);
-            vstore<T>(grad + kVec<T>, g1 + h1);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) vstore<T>(grad + v * w, ge[v] + go[v]);
             const T ih = inv_hess[j];
             T ch = T(0);
 #pragma omp simd reduction(+ : ch)

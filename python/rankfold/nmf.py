@@ -230,24 +230,29 @@ def _initialize(X: Any, k: int, init: str, seed: int, threads: int, mean: float)
     # scikit-learn's power-iteration rule, so that both start from the same point.
     power = 7 if k < 0.1 * min(m, n) else 4
     U, S, Vt = _core.randomized_svd(_spec(X), like, k, 10, power, seed, threads)
-    W = np.zeros((m, k), dtype=dtype)
-    Ht = np.zeros((n, k), dtype=dtype)
+    # All components at once (array operations, not a Python loop of small
+    # BLAS calls): for component j, the positive or the negative parts of
+    # (u_j, v_j), whichever pair has the larger product of norms.
+    V = Vt.T
+    xp, xn = np.maximum(U, 0), np.maximum(-U, 0)
+    yp, yn = np.maximum(V, 0), np.maximum(-V, 0)
+    def norms(A: np.ndarray) -> np.ndarray:  # column norms in float64 (a floor of 1e-300 must not underflow)
+        return np.sqrt(np.einsum("ij,ij->j", A, A, dtype=np.float64))
+
+    xpn, xnn, ypn, ynn = norms(xp), norms(xn), norms(yp), norms(yn)
+    mp, mn = xpn * ypn, xnn * ynn
+    positive = mp > mn
+    sigma = np.where(positive, mp, mn)
+    lbd = np.sqrt(S.astype(np.float64) * sigma)
+    def scaled(norm: np.ndarray) -> np.ndarray:  # lbd / norm, 0 where the part is empty (no overflow)
+        return np.divide(lbd, norm, out=np.zeros_like(lbd), where=norm > 0)
+
+    W = np.where(positive, xp * scaled(xpn), xn * scaled(xnn))
+    Ht = np.where(positive, yp * scaled(ypn), yn * scaled(ynn))
     W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
     Ht[:, 0] = np.sqrt(S[0]) * np.abs(Vt[0])
-    for j in range(1, k):
-        x, y = U[:, j], Vt[j]
-        xp, yp = np.maximum(x, 0), np.maximum(y, 0)
-        xn, yn = np.abs(np.minimum(x, 0)), np.abs(np.minimum(y, 0))
-        xpn, ypn = float(np.linalg.norm(xp)), float(np.linalg.norm(yp))
-        xnn, ynn = float(np.linalg.norm(xn)), float(np.linalg.norm(yn))
-        mp, mn = xpn * ypn, xnn * ynn
-        if mp > mn:
-            u, v, sigma = xp / max(xpn, 1e-300), yp / max(ypn, 1e-300), mp
-        else:
-            u, v, sigma = xn / max(xnn, 1e-300), yn / max(ynn, 1e-300), mn
-        lbd = np.sqrt(S[j] * sigma)
-        W[:, j] = lbd * u
-        Ht[:, j] = lbd * v
+    W = np.ascontiguousarray(W, dtype=dtype)
+    Ht = np.ascontiguousarray(Ht, dtype=dtype)
     eps = 1e-6
     W[W < eps] = 0
     Ht[Ht < eps] = 0

@@ -93,11 +93,11 @@ inline void gather_panel(const CompressedView<T, I>& A, index_t r, const T* B, i
   }
 }
 
-// out[col_p, 0 .. P) += a_p * b[0 .. P) over the stored entries p of row r
-// (b and out already offset to the panel); b stays in registers.
+// out[col_p, 0 .. P) += a_p * b[0 .. P) over the stored entries p in
+// [begin, end) of one row (b and out already offset to the panel); b stays
+// in registers.
 template <int P, typename T, typename I>
-inline void scatter_panel(const CompressedView<T, I>& A, index_t r, const T* b, T* out, index_t ld_out) {
-  const I begin = A.indptr[r], end = A.indptr[r + 1];
+inline void scatter_panel(const CompressedView<T, I>& A, I begin, I end, const T* b, T* out, index_t ld_out) {
   if constexpr (P % kVec<T> == 0) {
     constexpr int V = static_cast<int>(P / kVec<T>);
     constexpr index_t w = kVec<T>;
@@ -186,24 +186,102 @@ void spmm(const CompressedView<T, I>& A, const T* B, index_t k, index_t ld_b, T*
       64);
 }
 
+// What the transposed product learns about one matrix A on its first call
+// and reuses on the next ones: whether every row's column indices are
+// strictly increasing (SciPy's canonical format), the running count of
+// entries per column, and buffers for the fallback.
+template <typename T>
+struct TransposeWorkspace {
+  int sorted = -1;                   // -1: not checked yet
+  std::vector<index_t> column_ends;  // column_ends[c]: entries in columns 0 .. c
+  std::vector<T> scratch;            // per-thread sums (rows not sorted)
+};
+
+namespace detail {
+
+template <typename T, typename I>
+void learn_columns(const CompressedView<T, I>& A, TransposeWorkspace<T>& ws) {
+  bool sorted = true;
+  std::vector<index_t> count(static_cast<std::size_t>(A.cols), 0);
+  for (index_t r = 0; r < A.rows; ++r)
+    for (I p = A.indptr[r]; p < A.indptr[r + 1]; ++p) {
+      ++count[static_cast<std::size_t>(A.indices[p])];
+      if (p > A.indptr[r] && !(A.indices[p - 1] < A.indices[p])) sorted = false;
+    }
+  index_t run = 0;
+  for (auto& c : count) c = run += c;
+  ws.column_ends = std::move(count);
+  ws.sorted = sorted ? 1 : 0;
+}
+
+// The first output row (column of A) of segment s of nseg, the columns split
+// into ranges of (about) equal entry count.
+inline index_t column_split(const std::vector<index_t>& column_ends, index_t nnz, int s, int nseg) {
+  if (s <= 0) return 0;
+  const index_t cols = static_cast<index_t>(column_ends.size());
+  if (s >= nseg) return cols;
+  const index_t target = static_cast<index_t>(static_cast<double>(nnz) * s / nseg);
+  return static_cast<index_t>(std::upper_bound(column_ends.begin(), column_ends.end(), target - 1) -
+                              column_ends.begin());
+}
+
+}  // namespace detail
+
 // out (cols x k, row-major) = A^T (cols x rows) * B (rows x k, row-major).
-// The rows of A are split into one range of equal nonzero count per worker;
-// worker 0 scatters its range into `out`, worker t > 0 into its own cols x k
-// buffer in `scratch` (resized as needed; pass the same vector again to reuse
-// it), and the buffers are then added into `out` in worker order, split over
-// the workers by output rows. Same thread count, same result.
+//
+// Rows with sorted column indices (the usual case): the output rows (A's
+// columns) are split into one range of equal entry count per worker, and
+// each worker walks all rows of A but only the entries of its own columns
+// (found by binary search in each row), scattering into its own part of
+// `out`. So X is read once in all, nothing is written by two threads, and
+// there is no buffer, no reduction and no barrier; each output row is
+// summed in row order, the serial result.
+//
+// Otherwise the rows of A are split into ranges of equal nonzero count,
+// worker 0 scatters into `out`, worker t > 0 into its own cols x k buffer,
+// and the buffers are added in worker order (deterministic for a thread count).
+//
+// `ws` must belong to this A (it caches facts about it); pass the same one
+// again to reuse them.
 template <typename T, typename I>
 void spmm_transposed(const CompressedView<T, I>& A, const T* B, index_t k, index_t ld_b, T* out,
-                     index_t ld_out, int n_threads, std::vector<T>& scratch) {
+                     index_t ld_out, int n_threads, TransposeWorkspace<T>& ws) {
   const index_t cols = A.cols;
+  if (ws.sorted < 0) detail::learn_columns(A, ws);
+  const index_t nnz = A.nnz();
+  if (ws.sorted == 1) {
+    const int threads = static_cast<int>(std::max<index_t>(1, std::min<index_t>(resolve_threads(n_threads), cols)));
+    parallel_region(threads, [&](int t, int nt) {
+      for (int seg = t; seg < threads; seg += nt) {  // nt < threads only if OpenMP gave fewer
+        const index_t c0 = detail::column_split(ws.column_ends, nnz, seg, threads);
+        const index_t c1 = detail::column_split(ws.column_ends, nnz, seg + 1, threads);
+        if (c0 >= c1) continue;
+        for (index_t c = c0; c < c1; ++c)
+          for (index_t j = 0; j < k; ++j) out[c * ld_out + j] = T(0);
+        const I lo = static_cast<I>(c0), hi = static_cast<I>(c1);
+        for (index_t r = 0; r < A.rows; ++r) {
+          const I* first = A.indices + A.indptr[r];
+          const I* last = A.indices + A.indptr[r + 1];
+          if (first == last) continue;
+          const I begin = static_cast<I>((c0 == 0 ? first : std::lower_bound(first, last, lo)) - A.indices);
+          const I end = static_cast<I>((c1 == cols ? last : std::lower_bound(first, last, hi)) - A.indices);
+          if (begin == end) continue;
+          detail::for_each_panel<T>(k, [&](auto width, index_t j0) {
+            detail::scatter_panel<decltype(width)::value>(A, begin, end, B + r * ld_b + j0, out + j0, ld_out);
+          });
+        }
+      }
+    });
+    return;
+  }
   // A worker needs a share of at least ~ the size of its buffer to pay for it.
-  const index_t by_work = std::max<index_t>(1, A.nnz() / std::max<index_t>(cols, 1));
+  const index_t by_work = std::max<index_t>(1, nnz / std::max<index_t>(1, cols));
   const int threads = static_cast<int>(std::max<index_t>(1, std::min<index_t>(resolve_threads(n_threads), by_work)));
   const std::size_t slab = static_cast<std::size_t>(cols * k);
-  if (threads > 1 && scratch.size() < slab * static_cast<std::size_t>(threads - 1))
-    scratch.resize(slab * static_cast<std::size_t>(threads - 1));
+  if (threads > 1 && ws.scratch.size() < slab * static_cast<std::size_t>(threads - 1))
+    ws.scratch.resize(slab * static_cast<std::size_t>(threads - 1));
   parallel_region(threads, [&](int t, int nt) {
-    T* acc = t == 0 ? out : scratch.data() + static_cast<std::size_t>(t - 1) * slab;
+    T* acc = t == 0 ? out : ws.scratch.data() + static_cast<std::size_t>(t - 1) * slab;
     const index_t ld = t == 0 ? ld_out : k;
     for (index_t c = 0; c < cols; ++c)
       for (index_t j = 0; j < k; ++j) acc[c * ld + j] = T(0);
@@ -211,7 +289,8 @@ void spmm_transposed(const CompressedView<T, I>& A, const T* B, index_t k, index
     for (index_t r = lo; r < hi; ++r)
       if (A.indptr[r] < A.indptr[r + 1])
         detail::for_each_panel<T>(k, [&](auto width, index_t j0) {
-          detail::scatter_panel<decltype(width)::value>(A, r, B + r * ld_b + j0, acc + j0, ld);
+          detail::scatter_panel<decltype(width)::value>(A, A.indptr[r], A.indptr[r + 1], B + r * ld_b + j0,
+                                                        acc + j0, ld);
         });
 #ifdef _OPENMP
 #pragma omp barrier
@@ -220,7 +299,7 @@ void spmm_transposed(const CompressedView<T, I>& A, const T* B, index_t k, index
     index_t c0, c1;
     split_range(cols, t, nt, c0, c1);
     for (int s = 1; s < nt; ++s) {
-      const T* part = scratch.data() + static_cast<std::size_t>(s - 1) * slab;
+      const T* part = ws.scratch.data() + static_cast<std::size_t>(s - 1) * slab;
       for (index_t c = c0; c < c1; ++c) {
 #pragma omp simd
         for (index_t j = 0; j < k; ++j) out[c * ld_out + j] += part[c * k + j];
@@ -232,8 +311,8 @@ void spmm_transposed(const CompressedView<T, I>& A, const T* B, index_t k, index
 template <typename T, typename I>
 void spmm_transposed(const CompressedView<T, I>& A, const T* B, index_t k, index_t ld_b, T* out,
                      index_t ld_out, int n_threads) {
-  std::vector<T> scratch;
-  spmm_transposed(A, B, k, ld_b, out, ld_out, n_threads, scratch);
+  TransposeWorkspace<T> ws;
+  spmm_transposed(A, B, k, ld_b, out, ld_out, n_threads, ws);
 }
 
 }  // namespace rankfold

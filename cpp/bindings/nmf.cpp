@@ -97,11 +97,10 @@ void visit_operator(const py::tuple& spec, Fn&& fn) {
     visit_sparse<T, std::int64_t>(spec, kind == "csc", fn);
 }
 
-// A Python callback(iteration, loss) as the fit loops' hook (None: no hook;
-// a falsy return stops the fit). It takes the GIL for the call.
 // The per-iteration hook of every fit loop: the Python callback (if any) and,
 // at most every 50 ms, a check for a pending signal, so that Ctrl-C stops a
-// fit within about a second whether or not a callback was given. A pending
+// fit within about a second whether or not a callback was given (a falsy
+// return of the callback stops the fit; the GIL is taken only for these). A pending
 // KeyboardInterrupt (or any exception from the callback) propagates
 // unchanged; the estimator then stays as it was before fit.
 std::function<bool(int, double)> python_hook(py::object& hook) {

@@ -236,7 +236,8 @@ def _initialize(X: Any, k: int, init: str, seed: int, threads: int, mean: float)
     V = Vt.T
     xp, xn = np.maximum(U, 0), np.maximum(-U, 0)
     yp, yn = np.maximum(V, 0), np.maximum(-V, 0)
-    def norms(A: np.ndarray) -> np.ndarray:  # column norms in float64 (a floor of 1e-300 must not underflow)
+
+    def norms(A: np.ndarray) -> np.ndarray:  # column norms, summed in float64 (float32 squares underflow)
         return np.sqrt(np.einsum("ij,ij->j", A, A, dtype=np.float64))
 
     xpn, xnn, ypn, ynn = norms(xp), norms(xn), norms(yp), norms(yn)
@@ -244,6 +245,7 @@ def _initialize(X: Any, k: int, init: str, seed: int, threads: int, mean: float)
     positive = mp > mn
     sigma = np.where(positive, mp, mn)
     lbd = np.sqrt(S.astype(np.float64) * sigma)
+
     def scaled(norm: np.ndarray) -> np.ndarray:  # lbd / norm, 0 where the part is empty (no overflow)
         return np.divide(lbd, norm, out=np.zeros_like(lbd), where=norm > 0)
 
@@ -358,8 +360,8 @@ class NMF(_NamesMixin, _Transformer, _Base):
 
     Notes
     -----
-    Ctrl-C stops a fit within about a second (KeyboardInterrupt; the estimator
-    keeps its previous state). With ``n_components`` above the rank of X, a
+    Ctrl-C stops a fit within about a second (KeyboardInterrupt;
+    ``components_`` is set only when a fit completes). With ``n_components`` above the rank of X, a
     component can collapse: its term ``w_j h_j`` shrinks below ``eps^2 ||X||_F``
     (eps of X's dtype). It is then set to exactly zero in both factors and
     stays zero (a zero row of ``components_``); the fit and

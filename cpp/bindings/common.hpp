@@ -6,9 +6,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "rankfold/core/error.hpp"
+#include "rankfold/core/interrupt.hpp"
 #include "rankfold/core/types.hpp"
 
 namespace py = pybind11;
@@ -29,6 +32,45 @@ inline void check_matrix(const CArray<T>& a, const char* name, index_t cols = -1
 template <typename T>
 inline py::array_t<T> new_matrix(index_t rows, index_t cols) {
   return py::array_t<T>({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
+}
+
+// Ctrl-C for a long call: `with_interrupts([&](Cancellation& c) { ... })` releases
+// the GIL, runs the computation with a token whose poll takes the GIL briefly (at
+// most every 50 ms) and calls PyErr_CheckSignals. When that raised (a
+// KeyboardInterrupt from Python's handler, or whatever a handler raised), the
+// computation sees the token stopped, leaves its data consistent and throws
+// Interrupted; the Python exception the poll caught is then rethrown unchanged.
+class SignalPoll {
+ public:
+  SignalPoll() : token_([this] { return pending(); }) {}
+  Cancellation& token() { return token_; }
+  // With the GIL held: the caught Python exception, or a KeyboardInterrupt.
+  [[noreturn]] void rethrow() {
+    if (error_) throw *error_;
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    throw py::error_already_set();
+  }
+
+ private:
+  bool pending() {
+    py::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() == 0) return false;
+    error_ = std::make_shared<py::error_already_set>();
+    return true;
+  }
+  std::shared_ptr<py::error_already_set> error_;
+  Cancellation token_;
+};
+
+template <typename F>
+decltype(auto) with_interrupts(F&& compute) {
+  SignalPoll poll;
+  try {
+    py::gil_scoped_release release;
+    return std::forward<F>(compute)(poll.token());
+  } catch (const Interrupted&) {
+    poll.rethrow();
+  }
 }
 
 void register_core(py::module_& m);

@@ -3,6 +3,7 @@
 #include "common.hpp"
 
 #include "rankfold/ann/distance.hpp"
+#include "rankfold/core/interrupt.hpp"
 #include "rankfold/core/simd.hpp"
 #include "rankfold/core/threads.hpp"
 
@@ -25,6 +26,8 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const rankfold::NonFiniteError& e) {
       PyErr_SetString(PyExc_FloatingPointError, e.what());
+    } catch (const rankfold::Interrupted& e) {
+      PyErr_SetString(PyExc_KeyboardInterrupt, e.what());
     } catch (const rankfold::Error& e) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     } catch (const std::bad_alloc&) {

@@ -2,7 +2,8 @@
 //
 // Every precondition a kernel checks throws one of these; the Python bindings
 // translate them (InvalidArgument -> ValueError, TypeMismatch -> TypeError,
-// FormatError -> ValueError, NonFiniteError -> FloatingPointError, anything
+// FormatError -> ValueError, NonFiniteError -> FloatingPointError,
+// Interrupted (core/interrupt.hpp) -> KeyboardInterrupt, anything
 // else -> RuntimeError). Nothing aborts.
 #pragma once
 

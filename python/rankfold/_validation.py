@@ -231,3 +231,21 @@ def check_path(path: Any, name: str = "path") -> str:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
     return os.fspath(path)
+
+
+def callback_stops(answer: Any, name: str = "callback") -> bool:
+    """The one stopping rule for every estimator's ``callback(iteration, loss)``.
+
+    ``None`` (no return statement) continues; any other value is tested for
+    truth like an ``if``: ``False``, ``0``, ``numpy.False_`` and ``numpy.int64(0)``
+    stop, ``True`` and other true values continue. A value without a single truth
+    value (an array of several entries) raises ``TypeError``. Exceptions raised
+    by the callback itself propagate unchanged (they never reach this function).
+    """
+    if answer is None:
+        return False
+    try:
+        return not bool(answer)
+    except Exception as exc:  # e.g. numpy's "truth value of an array ... is ambiguous"
+        raise TypeError(f"{name} must return None or a truth value (False stops the fit), "
+                        f"got {type(answer).__name__}: {exc}") from None

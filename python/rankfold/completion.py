@@ -32,6 +32,7 @@ import scipy.sparse as sp
 
 from . import _core
 from ._validation import (
+    callback_stops,
     check_array,
     check_choice,
     check_float,
@@ -94,7 +95,9 @@ class ALS:
     verbose : bool
         Print the loss after each iteration.
     callback : callable or None
-        ``callback(iteration, loss)`` after each iteration; return ``False`` to stop early.
+        ``callback(iteration, loss)`` after each iteration. A false return value (``False``, ``0``,
+        ``numpy.False_``) stops the fit; ``None`` or a true value continues; an exception it
+        raises propagates unchanged.
 
     Attributes
     ----------
@@ -303,7 +306,7 @@ class ALS:
                 f"ALS diverged at iteration {it + 1} (loss {loss}); increase regularization or use float64")
         if self.verbose:
             print(f"ALS iteration {it + 1}/{p['iterations']}: loss {loss:.6g}")
-        return self.callback is not None and self.callback(it, float(loss)) is False
+        return self.callback is not None and callback_stops(self.callback(it, float(loss)))
 
     def _finish(self, X: sp.csr_matrix, Xf: np.ndarray, Yf: np.ndarray, mu: float, ub: Optional[np.ndarray],
                 ib: Optional[np.ndarray], p: dict) -> "ALS":

@@ -32,6 +32,7 @@ from . import ann as _ann
 from . import completion as _completion
 from . import nmf as _nmf
 from ._validation import (
+    callback_stops,
     check_array,
     check_choice,
     check_ids,
@@ -898,8 +899,7 @@ class NMF(_nmf.NMF):
                 print(f"dask NMF[{self.solver}] iteration {it:4d}  objective {loss:.6g}  "
                       f"{time.perf_counter() - t0:.3f} s  ({len(blocks)} blocks)", flush=True)
             if self.callback is not None:
-                answer = self.callback(it, loss)
-                if answer is not None and not answer:
+                if callback_stops(self.callback(it, loss)):
                     break
             if self.tol > 0 and np.isfinite(prev) and (prev - loss) <= self.tol * prev:
                 converged = True

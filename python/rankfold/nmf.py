@@ -60,6 +60,7 @@ from . import _core
 from . import _nmf_research
 from ._nmf_research import grid_graph
 from ._validation import (
+    callback_stops,
     check_array,
     check_choice,
     check_float,
@@ -299,8 +300,9 @@ class NMF(_NamesMixin, _Transformer, _Base):
     n_threads : int or None
         Threads of the C++ kernels (None: all cores, OMP_NUM_THREADS honoured).
     callback : callable or None
-        ``callback(iteration, loss)`` after every iteration; returning
-        ``False`` stops the fit; an exception it raises propagates.
+        ``callback(iteration, loss)`` after every iteration. A false return
+        value (``False``, ``0``, ``numpy.False_``) stops the fit; ``None`` or a
+        true value continues; an exception it raises propagates unchanged.
     missing_values : None, np.nan or "nan"
         None: NaN in X is an error. np.nan: NaN entries are missing values and
         the loss runs over the observed entries only (dense X).
@@ -680,8 +682,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
             if verbose:
                 print(f"NMF[{solver}] iteration {it:4d}  objective {loss:.6g}")
             if callback is not None:
-                answer = callback(it, loss)
-                if answer is not None and not answer:
+                if callback_stops(callback(it, loss)):
                     return False
             return True
 

@@ -49,6 +49,7 @@ m x n arrays) and cost about 2-3 times an unweighted iteration.
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from typing import Any, Callable, Optional, Tuple
@@ -269,6 +270,34 @@ def _initialize(X: Any, k: int, init: str, seed: int, threads: int, mean: float)
 
 
 # ---------------------------------------------------------------- estimator
+
+_SAFE_EXPONENT = 16
+
+
+def _scale_exponent(A: Any) -> int:
+    """0 when A's largest entry lies within 2**+-_SAFE_EXPONENT (or A is all zero),
+    otherwise the power of two that brings it to [1, 2)."""
+    data = A.data if sp.issparse(A) else A
+    if data.size == 0:
+        return 0
+    top = float(np.nanmax(data)) if data.dtype.kind == "f" else float(data.max())
+    if not np.isfinite(top) or top <= 0:
+        return 0
+    e = int(np.frexp(top)[1]) - 1
+    return e if abs(e) > _SAFE_EXPONENT else 0
+
+
+def _scaled(A: Any, e: int) -> Any:
+    """A 2^e in A's dtype (a copy; exact unless it under/overflows)."""
+    if e == 0:
+        return A
+    if sp.issparse(A):
+        out = A.copy()
+        out.data = np.ldexp(out.data, e).astype(out.data.dtype, copy=False)
+        return out
+    A = np.asarray(A)
+    return np.ldexp(A, e).astype(A.dtype, copy=False)
+
 
 class NMF(_NamesMixin, _Transformer, _Base):
     """Nonnegative matrix factorization ``X ~ W H`` (scikit-learn compatible).
@@ -526,6 +555,76 @@ class NMF(_NamesMixin, _Transformer, _Base):
         self._check_params()
         nan_missing = self._nan_is_missing()
         X = _check_X(X, allow_nan=nan_missing or mask is not None)
+        e = _scale_exponent(X)
+        if e != 0:
+            return self._fit_scaled(X, e, W, H, mask)
+        return self._fit_checked(X, W, H, mask)
+
+    # Entries beyond 2**+-_SAFE_EXPONENT (1.5e-5 to 6.6e4) are fitted on X scaled
+    # by a power of two (exact in floating point), with every scale-dependent
+    # parameter mapped so that the problem solved is the same one: near the ends
+    # of the float range (1e30 in float32) squares overflow or underflow, and the
+    # solvers' absolute safeguards (the MU denominators' epsilon) stop being small.
+    _loss_scale = 1.0
+
+    def _scaled_copy(self, ea: int, eb: int, es: int, fit: bool = True) -> "NMF":
+        """A copy solving the problem on X 2^-es, W 2^-ea, H 2^-eb (ea + eb = es when fitting)."""
+        beta = self._beta()
+        log_obj = es * beta  # D_beta(X | WH) = 2^log_obj D_beta(X' | W'H')
+        if abs(log_obj) > 1000:  # the objective itself is beyond the float64 range
+            raise ValueError(
+                f"X's largest entry is about 2^{es}: the objective of beta_loss={self.beta_loss!r} at that scale "
+                f"is beyond the float64 range; divide X by its largest entry")
+        obj = float(np.ldexp(1.0, int(round(log_obj)))) if float(log_obj).is_integer() else 2.0 ** log_obj
+        sub = copy.copy(self)
+        sub.__dict__ = {k: v for k, v in self.__dict__.items() if not k.endswith("_")}
+        sub._loss_scale = self._loss_scale * obj
+        alpha_W = check_float(self.alpha_W, "alpha_W", low=0.0)
+        alpha_H = alpha_W if isinstance(self.alpha_H, str) else check_float(self.alpha_H, "alpha_H", low=0.0)
+        r = check_float(self.l1_ratio, "l1_ratio", low=0.0, high=1.0)
+
+        def mapped(alpha: float, e: int) -> Tuple[float, float]:
+            # alpha (r |F|_1 + (1 - r)/2 |F|^2) at F = 2^e F', divided by obj
+            f1, f2 = 2.0 ** (e - log_obj), 2.0 ** (2 * e - log_obj)
+            a1, a2 = alpha * r * f1, alpha * (1 - r) * f2
+            total = a1 + a2
+            return total, (a1 / total if total > 0 else r)
+
+        sub.alpha_W, rW = mapped(alpha_W, ea)
+        aH, rH = mapped(alpha_H, eb)
+        if fit and alpha_W > 0 and alpha_H > 0 and 0 < r < 1 and not np.isclose(rW, rH, rtol=1e-12, atol=0):
+            raise ValueError(
+                "X's entries are too large or too small for this model with a mixed l1_ratio and "
+                "abundance_sum_to_one (its scale cannot be moved into H alone): divide X by its largest entry")
+        sub.l1_ratio = rW if (alpha_W > 0 or not fit) else rH
+        sub.alpha_H = "same" if isinstance(self.alpha_H, str) else aH
+        if self.graph_reg:
+            sub.graph_reg = float(self.graph_reg) * 2.0 ** (2 * ea - log_obj)
+        if self.sigma is not None:
+            sub.sigma = float(self.sigma) * 2.0 ** -es
+        return sub
+
+    def _fit_scaled(self, X: Any, e: int, W: Any, H: Any, mask: Any) -> np.ndarray:
+        # W and H share the scale, except on the simplex, where W's scale is fixed.
+        es = e if self.abundance_sum_to_one else 2 * (e // 2)
+        ea = 0 if self.abundance_sum_to_one else es // 2
+        eb = es - ea
+        sub = self._scaled_copy(ea, eb, es)
+        Xs = _scaled(X, -es)
+        Ws = None if W is None else _scaled(_check_X(W, "W"), -ea)
+        Hs = None if H is None else _scaled(_check_X(H, "H"), -eb)
+        Wout = sub._fit_checked(Xs, Ws, Hs, mask)
+        fitted = {k: v for k, v in sub.__dict__.items() if k.endswith("_") and not k.startswith("_")}
+        self.__dict__.update(fitted)
+        self.components_ = _scaled(self.components_, eb)
+        self.loss_history_ = self.loss_history_ * sub._loss_scale
+        self.reconstruction_err_ = float(self.reconstruction_err_) * float(np.sqrt(sub._loss_scale))
+        if hasattr(self, "sigma_"):
+            self.sigma_ = float(self.sigma_) * 2.0 ** es
+        return _scaled(Wout, ea)
+
+    def _fit_checked(self, X: Any, W: Any, H: Any, mask: Any) -> np.ndarray:
+        nan_missing = self._nan_is_missing()
         m, n = X.shape
         weights = self._weights(X, mask, nan_missing)
         threads = check_n_threads(self.n_threads)
@@ -677,8 +776,10 @@ class NMF(_NamesMixin, _Transformer, _Base):
         if not (self.verbose or self.callback is not None):
             return None
         verbose, callback, solver = self.verbose, self.callback, self.solver
+        loss_scale = self._loss_scale  # the objective of the unscaled problem (see _fit_scaled)
 
         def hook(it: int, loss: float) -> bool:
+            loss = loss * loss_scale
             if verbose:
                 print(f"NMF[{solver}] iteration {it:4d}  objective {loss:.6g}")
             if callback is not None:
@@ -727,6 +828,15 @@ class NMF(_NamesMixin, _Transformer, _Base):
             raise ValueError(
                 f"X has {n} features, but {type(self).__name__} is expecting {self.n_features_in_} "
                 f"features as input")
+        ex, eh = _scale_exponent(X), _scale_exponent(self.components_)
+        if ex != 0 or eh != 0:
+            # X 2^-ex against H 2^-eh; W = W' 2^(ex - eh); W on the simplex keeps its scale
+            if self.abundance_sum_to_one:
+                eh = ex
+            sub = self._scaled_copy(ex - eh, eh, ex, fit=False)
+            sub.__dict__.update({k: v for k, v in self.__dict__.items() if k.endswith("_")})
+            sub.components_ = _scaled(self.components_, -eh)
+            return _scaled(sub.transform(_scaled(X, -ex)), ex - eh)
         threads = check_n_threads(self.n_threads)
         if _nmf_research.needs_transform(self):
             return _nmf_research.transform(self, X, threads)

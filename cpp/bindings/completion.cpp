@@ -86,8 +86,11 @@ void implicit_half_sweep(const CArray<I>& indptr, const CArray<I>& indices, cons
     require(gram_arr.shape(0) == k, "YtY must be k x k");
     pg = gram_arr.data();
   }
-  py::gil_scoped_release release;
-  completion::implicit_half_sweep<T, I>(R, py, px, k, alpha, opt, pg);
+  with_interrupts([&](Cancellation& cancel) {
+    SolveOptions o = opt;
+    o.cancel = &cancel;
+    completion::implicit_half_sweep<T, I>(R, py, px, k, alpha, o, pg);
+  });
 }
 
 template <typename T, typename I>
@@ -128,9 +131,11 @@ void explicit_half_sweep(const CArray<I>& indptr, const CArray<I>& indices, cons
   T* px = factors(X, R.rows, k, "X");
   const T* pob = optional_vector<T>(other_bias, cols, "other_bias");
   T* pown = optional_vector<T>(own_bias, R.rows, "own_bias");
-  const SolveOptions opt = options(solver, cg_steps, regularization, nonnegative, n_threads);
-  py::gil_scoped_release release;
-  completion::explicit_half_sweep<T, I>(R, py, pob, px, pown, k, mu, opt);
+  SolveOptions opt = options(solver, cg_steps, regularization, nonnegative, n_threads);
+  with_interrupts([&](Cancellation& cancel) {
+    opt.cancel = &cancel;
+    completion::explicit_half_sweep<T, I>(R, py, pob, px, pown, k, mu, opt);
+  });
 }
 
 template <typename T, typename I>

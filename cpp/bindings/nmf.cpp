@@ -209,8 +209,9 @@ py::tuple rsvd(const py::tuple& spec, index_t k, index_t oversample, int power_i
                int n_threads) {
   nmf::SvdResult<T> r;
   visit_operator<T>(spec, [&](const auto& op) {
-    py::gil_scoped_release release;
-    r = nmf::randomized_svd<T>(op, k, oversample, power_iters, seed, n_threads);
+    with_interrupts([&](Cancellation& cancel) {
+      r = nmf::randomized_svd<T>(op, k, oversample, power_iters, seed, n_threads, cancel);
+    });
   });
   auto U = new_matrix<T>(r.U.rows(), r.U.cols());
   auto Vt = new_matrix<T>(r.Vt.rows(), r.Vt.cols());

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/interrupt.hpp"
 #include "../core/rng.hpp"
 #include "../core/sparse.hpp"
 #include "../core/threads.hpp"
@@ -86,9 +87,12 @@ std::vector<index_t> balanced_chunks(const I* indptr, index_t rows, double row_c
 
 // Runs body(row, scratch) over all rows, balanced by nonzeros, with one
 // Scratch object per thread (built by make_scratch()).
+// With a cancellation token, the calling thread polls it between chunks and
+// every thread stops at its next chunk once it is cancelled; the sweep then
+// throws Interrupted (the rows solved so far keep their new values).
 template <typename I, typename MakeScratch, typename Body>
 void for_rows_balanced(const I* indptr, index_t rows, double row_cost, int n_threads,
-                       MakeScratch&& make_scratch, Body&& body) {
+                       MakeScratch&& make_scratch, Body&& body, Cancellation* cancel = nullptr) {
   const int threads = resolve_threads(n_threads);
   const std::vector<index_t> bounds = balanced_chunks(indptr, rows, row_cost, threads);
   using Scratch = decltype(make_scratch());
@@ -99,10 +103,15 @@ void for_rows_balanced(const I* indptr, index_t rows, double row_cost, int n_thr
   parallel_for(
       0, n_chunks, threads,
       [&](index_t c) {
+        if (cancel != nullptr) {
+          if (thread_id() == 0) cancel->poll();
+          if (cancel->stopped()) return;
+        }
         Scratch& s = scratch[static_cast<std::size_t>(thread_id())];
         for (index_t r = bounds[c]; r < bounds[c + 1]; ++r) body(r, s);
       },
       1);
+  if (cancel != nullptr) cancel->throw_if_stopped("ALS interrupted");
 }
 
 // G = A^T A (k x k) of a row-major n x k matrix, in parallel over row blocks
@@ -151,6 +160,7 @@ struct SolveOptions {
   double regularization = 0.01;
   bool nonnegative = false;
   int n_threads = 0;
+  Cancellation* cancel = nullptr;  // polled between row chunks (Ctrl-C from Python)
 };
 
 // ---------------------------------------------------------------- implicit
@@ -344,7 +354,7 @@ void implicit_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_
     if (opt.nonnegative) {
       for (index_t j = 0; j < k; ++j) x[j] = std::max(x[j], T(0));
     }
-  });
+  }, opt.cancel);
 }
 
 // Objective: sum over all cells c_ui (p_ui - x_u.y_i)^2 + lambda (|X|^2 + |Y|^2),
@@ -474,7 +484,7 @@ void explicit_half_sweep(const CompressedView<T, I>& R, const T* Y, const T* oth
     if (opt.nonnegative) s.x.head(k) = s.x.head(k).cwiseMax(T(0));
     xu = s.x.head(k);
     if (bias) own_bias[u] = s.x[k];
-  });
+  }, opt.cancel);
 }
 
 // Sum of squared errors over the stored entries and the weighted-lambda

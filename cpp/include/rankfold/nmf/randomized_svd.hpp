@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "rankfold/core/error.hpp"
+#include "rankfold/core/interrupt.hpp"
 #include "rankfold/core/rng.hpp"
 #include "rankfold/core/threads.hpp"
 #include "rankfold/core/types.hpp"
@@ -85,10 +86,11 @@ struct SvdResult {
 
 // Top-k singular triplets with `oversample` extra sketch columns and
 // `power_iters` power iterations. Signs: each column of U has its largest
-// absolute entry positive (deterministic output).
+// absolute entry positive (deterministic output). The token is checked between
+// passes over X (Ctrl-C).
 template <typename T, typename Op>
 SvdResult<T> randomized_svd(const Op& X, index_t k, index_t oversample, int power_iters, std::uint64_t seed,
-                            int n_threads) {
+                            int n_threads, Cancellation& cancel = no_cancellation()) {
   const index_t m = X.rows(), n = X.cols();
   require(k >= 1 && k <= std::min(m, n), "n_components must be in [1, min(n_samples, n_features)] = [1, ",
           std::min(m, n), "], got ", k);
@@ -102,11 +104,13 @@ SvdResult<T> randomized_svd(const Op& X, index_t k, index_t oversample, int powe
   RowMatrix<T> Y(m, l), Z(n, l);
   X.times(omega.data(), l, Y.data(), n_threads);
   for (int q = 0; q < power_iters; ++q) {
+    cancel.check("randomized_svd interrupted");
     orthonormalize(Y, n_threads);
     X.transpose_times(Y.data(), l, Z.data(), n_threads);
     orthonormalize(Z, n_threads);
     X.times(Z.data(), l, Y.data(), n_threads);
   }
+  cancel.check("randomized_svd interrupted");
   orthonormalize(Y, n_threads);                         // Q: m x l
   X.transpose_times(Y.data(), l, Z.data(), n_threads);  // B^T = X^T Q: n x l
   // B^T = Q2 R, R = Ur S Vr^T  =>  X ~ Q B = (Q Vr) S (Q2 Ur)^T

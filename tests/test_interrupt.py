@@ -107,3 +107,45 @@ print("finished", flush=True)
             proc.wait()
     assert proc.returncode == 3 and "interrupted" in out, (proc.returncode, out, err[-2000:])
     assert elapsed < 5.0, elapsed
+
+
+def test_sigint_stops_dask_nmf(tmp_path):
+    pytest.importorskip("distributed")
+    script = """
+import sys
+import numpy as np
+import dask.array as da
+import distributed
+import rankfold.dask as rd
+if __name__ == "__main__":
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    client = distributed.Client(cluster)
+    X = da.random.RandomState(0).random_sample((20000, 400), chunks=(5000, 400))
+    rd.NMF(20, max_iter=3, tol=0.0, client=client).fit(X[:2000])  # warm the workers up: the timed fit below runs at once
+    model = rd.NMF(20, max_iter=10**6, tol=0.0, client=client)
+    print("ready", flush=True)
+    try:
+        model.fit(X)
+    except KeyboardInterrupt:
+        assert not hasattr(model, "components_")
+        print("interrupted", flush=True)
+        sys.exit(3)
+    print("finished", flush=True)
+"""
+    path = tmp_path / "dask_fit.py"  # a file: the cluster's worker processes re-import __main__
+    path.write_text(script)
+    proc = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(2.0)
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        elapsed = time.perf_counter() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3 and "interrupted" in out, (proc.returncode, out, err[-2000:])
+    assert elapsed < 10.0, elapsed  # includes cancelling the workers' running tasks

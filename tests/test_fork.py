@@ -107,3 +107,33 @@ def test_joblib_multiprocessing_backend():
         print("ok")
     """)
     assert out.startswith("ok")
+
+
+def test_unsorted_sparse_transposed_product_in_forked_child():
+    # A^T B over rows with unsorted column indices sums per-thread partials in
+    # a second phase; in a child (rankfold's own threads) that phase must wait
+    # for every partial too (an OpenMP barrier did not, so sums were missing).
+    out = run("""
+        from rankfold import _core
+        def product(_):
+            r = np.random.default_rng(3)
+            A = sp.random(4000, 64, density=0.2, random_state=4, format="csr")
+            B = r.random((4000, 16))
+            for i in range(A.shape[0]):  # reverse each row's entries: unsorted, same matrix
+                lo, hi = A.indptr[i], A.indptr[i + 1]
+                A.indices[lo:hi] = A.indices[lo:hi][::-1].copy()
+                A.data[lo:hi] = A.data[lo:hi][::-1].copy()
+            want = A.toarray().T @ B
+            worst = 0.0
+            for _ in range(20):
+                got = _core.spmm(A.indptr, A.indices, A.data, A.shape[0], A.shape[1], B, True, 2)
+                worst = max(worst, float(np.abs(got - want).max()))
+            return worst
+        ctx = mp.get_context("fork")
+        with ctx.Pool(1) as pool:
+            worst = pool.map_async(product, [0]).get(timeout=90)[0]
+        assert product(0) < 1e-9
+        assert worst < 1e-9, worst
+        print("ok")
+    """)
+    assert out.startswith("ok")

@@ -280,7 +280,12 @@ void spmm_transposed(const CompressedView<T, I>& A, const T* B, index_t k, index
   const std::size_t slab = static_cast<std::size_t>(cols * k);
   if (threads > 1 && ws.scratch.size() < slab * static_cast<std::size_t>(threads - 1))
     ws.scratch.resize(slab * static_cast<std::size_t>(threads - 1));
+  // Two regions, not one with a barrier between the phases: the regions of
+  // forked children (and of ThreadSanitizer builds) run on rankfold's own
+  // threads, where an OpenMP barrier does not synchronise anything.
+  int parts = 1;  // workers of the first region = partial sums to add up
   parallel_region(threads, [&](int t, int nt) {
+    if (t == 0) parts = nt;
     T* acc = t == 0 ? out : ws.scratch.data() + static_cast<std::size_t>(t - 1) * slab;
     const index_t ld = t == 0 ? ld_out : k;
     for (index_t c = 0; c < cols; ++c)
@@ -292,13 +297,12 @@ void spmm_transposed(const CompressedView<T, I>& A, const T* B, index_t k, index
           detail::scatter_panel<decltype(width)::value>(A, A.indptr[r], A.indptr[r + 1], B + r * ld_b + j0,
                                                         acc + j0, ld);
         });
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-    if (nt == 1) return;
+  });
+  if (parts == 1) return;
+  parallel_region(threads, [&](int t, int nt) {
     index_t c0, c1;
     split_range(cols, t, nt, c0, c1);
-    for (int s = 1; s < nt; ++s) {
+    for (int s = 1; s < parts; ++s) {
       const T* part = ws.scratch.data() + static_cast<std::size_t>(s - 1) * slab;
       for (index_t c = c0; c < c1; ++c) {
 #pragma omp simd

@@ -207,6 +207,7 @@ class Reader {
   void take(void* out, std::size_t n) {
     require<FormatError>(n <= static_cast<std::size_t>(end_ - cursor_), what_,
                          " is corrupted (field runs past the end)");
+    if (n == 0) return;  // the destination of an empty array may be null, and memcpy must not see null
     std::memcpy(out, cursor_, n);
     cursor_ += n;
   }

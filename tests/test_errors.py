@@ -547,6 +547,11 @@ def test_nmf_bad_randomized_svd(rng):
         randomized_svd(X, 2, n_iter=-1)
     with pytest.raises(ValueError, match="NaN"):
         randomized_svd(X * np.nan, 2)
+    # finite but overflowing (found by tests/fuzz/fuzz_arrays.py): an error, not NaN factors
+    big = np.array([[2.6, 2.3, 4.5], [4.5, 2.8, 1.6], [5.1, 1e300, 2.9], [-10.0, -10.0, -10.0]])
+    for A in (big, sp.csr_matrix(big), big * 1e8):
+        with pytest.raises(FloatingPointError, match="randomized_svd: the products overflowed"):
+            randomized_svd(A, 1, n_iter=0, random_state=0)
 
 
 def test_nmf_core_rejects_misuse(rng):

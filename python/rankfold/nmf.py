@@ -192,7 +192,8 @@ def randomized_svd(
     iterations when ``n_components < 0.1 min(X.shape)``, else 4 (as
     scikit-learn). Each column of ``U`` is signed so that its largest absolute
     entry is positive. Returns ``U`` (m x k), ``S`` (k, descending) and ``Vt``
-    (k x n).
+    (k x n). Input whose products overflow (entries near the top of the dtype's
+    range) raises ``FloatingPointError`` instead of returning non-finite factors.
     """
     if sp.issparse(X):
         X = check_sparse(X, "X")
@@ -213,6 +214,9 @@ def randomized_svd(
     threads = check_n_threads(n_threads)
     like = np.empty((1, 1), dtype=X.dtype)
     U, S, Vt = _core.randomized_svd(_spec(X), like, k, p, q, seed, threads)
+    if not (np.isfinite(S).all() and np.isfinite(U).all() and np.isfinite(Vt).all()):
+        raise FloatingPointError("randomized_svd: the products overflowed (non-finite factors); rescale X, "
+                                 "e.g. divide it by its largest entry")
     return U, S, Vt
 
 

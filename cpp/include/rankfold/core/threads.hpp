@@ -54,17 +54,19 @@ inline int& pool_thread_index() {
   return index;
 }
 
-// The std::thread pool used in forked children. Regions run one at a time; a
-// region requested while another runs (two Python threads in one child) or from
-// inside a region runs on the calling thread alone.
+// The std::thread pool used in forked children. Regions run one at a time (a
+// second Python thread waits for the running one); a region started from inside
+// a region runs on the calling thread alone.
 class ForkPool {
  public:
   void run(int n_threads, const std::function<void(int, int)>& body) {
-    std::unique_lock<std::mutex> region(region_mutex_, std::try_to_lock);
-    if (!region.owns_lock() || pool_thread_index() >= 0 || n_threads <= 1) {
+    if (pool_thread_index() >= 0 || n_threads <= 1) {  // nested: on this thread
       body(0, 1);
       return;
     }
+    // Another Python thread's region: wait for it, so the result does not depend
+    // on timing (the same thread count always gives the same answer).
+    std::unique_lock<std::mutex> region(region_mutex_);
     while (static_cast<int>(workers_.size()) < n_threads - 1) {
       const int w = static_cast<int>(workers_.size()) + 1;
       workers_.emplace_back([this, w] { work(w); });

@@ -146,6 +146,19 @@ inline bool in_forked_child() {
   return fork_state()->in_child;
 }
 
+// Whether parallel regions run on the pool above instead of OpenMP: in forked
+// children, and always in ThreadSanitizer builds (RANKFOLD_OWN_THREAD_POOL, set
+// by CMake's RANKFOLD_SANITIZE=thread): libgomp is not instrumented, so TSan
+// cannot see its barriers and would report every region, while it sees the
+// pool's mutexes and condition variables.
+inline bool use_own_pool() {
+#ifdef RANKFOLD_OWN_THREAD_POOL
+  return true;
+#else
+  return in_forked_child();
+#endif
+}
+
 inline ForkPool& fork_pool() {
   ForkState* st = fork_state();
   std::call_once(st->made, [st] { st->pool = new ForkPool(); });
@@ -203,7 +216,7 @@ void parallel_for(std::int64_t begin, std::int64_t end, int n_threads, Body&& bo
   const int threads = static_cast<int>(
       std::min<std::int64_t>(resolve_threads(n_threads), end - begin));
   ExceptionGuard guard;
-  if (threads > 1 && detail::in_forked_child()) {
+  if (threads > 1 && detail::use_own_pool()) {
     std::atomic<std::int64_t> next{begin};
     const std::int64_t step = std::max<std::int64_t>(chunk, 1);
     detail::fork_pool().run(threads, [&](int, int) {
@@ -232,7 +245,7 @@ template <typename Body>
 void parallel_region(int n_threads, Body&& body) {
   const int threads = resolve_threads(n_threads);
   ExceptionGuard guard;
-  if (threads > 1 && detail::in_forked_child()) {
+  if (threads > 1 && detail::use_own_pool()) {
     detail::fork_pool().run(threads, [&](int t, int nt) { guard.run([&] { body(t, nt); }); });
     guard.rethrow();
     return;

@@ -148,7 +148,8 @@ def test_sharded_hnsw_recall_matches_one_index(client, rng):
 
 
 @pytest.mark.parametrize("feedback,solver,biases", [("implicit", "cg", False), ("implicit", "cholesky", False),
-                                                    ("explicit", "cg", True)])
+                                                    ("explicit", "cg", True), ("implicit", "ials++", False),
+                                                    ("explicit", "ials++", True)])
 def test_dask_als_equals_single_machine(client, feedback, solver, biases):
     import scipy.sparse as sp
 
@@ -158,7 +159,7 @@ def test_dask_als_equals_single_machine(client, feedback, solver, biases):
     R = sp.random(300, 200, density=0.05, format="csr", random_state=4, dtype=np.float64)
     R.data = np.ceil(R.data * 5)
     params = dict(factors=8, feedback=feedback, solver=solver, biases=biases, iterations=4, alpha=2.0,
-                  random_state=3, dtype=np.float64)
+                  random_state=3, dtype=np.float64, block_size=3)
     single = rankfold.ALS(n_threads=1, **params).fit(R)
     dist = DaskALS(client=client, n_blocks=3, n_threads=1, **params).fit(R)
     np.testing.assert_allclose(dist.user_factors_, single.user_factors_, rtol=1e-9, atol=1e-12)

@@ -44,8 +44,10 @@ CASES = {
                     "n_threads=2)",
     "als-implicit": "X = sp.random(40000, 4000, density=0.003, random_state=0, format='csr')\n"
                     "model = rankfold.ALS(512, solver='cholesky', iterations=10**6, n_threads=2)",
+    "als-ials": "X = sp.random(40000, 4000, density=0.003, random_state=0, format='csr')\n"
+                "model = rankfold.ALS(1024, solver='ials++', block_size=128, iterations=10**6, n_threads=2)",
 }
-FITTED = {"als-explicit": "user_factors_", "als-implicit": "user_factors_"}
+FITTED = {"als-explicit": "user_factors_", "als-implicit": "user_factors_", "als-ials": "user_factors_"}
 
 
 @pytest.mark.parametrize("case", list(CASES))

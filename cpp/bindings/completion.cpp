@@ -9,6 +9,7 @@
 
 #include "rankfold/completion/als.hpp"
 #include "rankfold/completion/recommend.hpp"
+#include "rankfold/completion/subspace.hpp"
 
 namespace rankfold {
 namespace bindings {
@@ -138,6 +139,43 @@ void explicit_half_sweep(const CArray<I>& indptr, const CArray<I>& indices, cons
   });
 }
 
+// iALS++ half sweep (subspace descent, completion/subspace.hpp), implicit or
+// explicit feedback.
+template <typename T, typename I>
+void subspace_half_sweep(const CArray<I>& indptr, const CArray<I>& indices, const CArray<T>& data, index_t cols,
+                         const CArray<T>& Y, CArray<T>& X, index_t block_size, bool implicit, double alpha,
+                         double mu, py::object other_bias, py::object own_bias, double regularization,
+                         bool nonnegative, int n_threads, py::object YtY) {
+  const auto R = csr_view(indptr, indices, data, cols, "user_items");
+  const index_t k = Y.ndim() == 2 ? Y.shape(1) : 0;
+  const T* py = factors_const(Y, cols, k, "Y");
+  T* px = factors(X, R.rows, k, "X");
+  require(block_size >= 1, "block_size must be >= 1, got ", block_size);
+  completion::SubspaceProblem<T> prob;
+  prob.implicit = implicit;
+  CArray<T> gram_arr;
+  if (implicit) {
+    require(alpha > 0, "alpha must be > 0");
+    require(other_bias.is_none() && own_bias.is_none(), "biases are only learnt with explicit feedback");
+    prob.alpha = alpha;
+    if (!YtY.is_none()) {
+      gram_arr = YtY.cast<CArray<T>>();
+      check_matrix(gram_arr, "YtY", k);
+      require(gram_arr.shape(0) == k, "YtY must be k x k");
+      prob.gram = gram_arr.data();
+    }
+  } else {
+    prob.mu = mu;
+    prob.other_bias = optional_vector<T>(other_bias, cols, "other_bias");
+    prob.own_bias = optional_vector<T>(own_bias, R.rows, "own_bias");
+  }
+  SolveOptions opt = options("cholesky", 1, regularization, nonnegative, n_threads);
+  with_interrupts([&](Cancellation& cancel) {
+    opt.cancel = &cancel;
+    completion::subspace_half_sweep<T, I>(R, py, px, k, block_size, prob, opt);
+  });
+}
+
 template <typename T, typename I>
 py::tuple explicit_loss(const CArray<I>& indptr, const CArray<I>& indices, const CArray<T>& data, index_t cols,
                         const CArray<T>& X, const CArray<T>& Y, py::object row_bias, py::object col_bias, double mu,
@@ -249,6 +287,10 @@ void register_typed(py::module_& m) {
         py::arg("data"), py::arg("n_cols"), py::arg("Y"), py::arg("other_bias"), py::arg("X"), py::arg("own_bias"),
         py::arg("mu"), py::arg("solver"), py::arg("cg_steps"), py::arg("regularization"), py::arg("nonnegative"),
         py::arg("n_threads"));
+  m.def("als_subspace_half_sweep", &subspace_half_sweep<T, I>, py::arg("indptr"), py::arg("indices"),
+        py::arg("data"), py::arg("n_cols"), py::arg("Y"), py::arg("X"), py::arg("block_size"), py::arg("implicit"),
+        py::arg("alpha"), py::arg("mu"), py::arg("other_bias"), py::arg("own_bias"), py::arg("regularization"),
+        py::arg("nonnegative"), py::arg("n_threads"), py::arg("YtY") = py::none());
   m.def("als_explicit_loss", &explicit_loss<T, I>, py::arg("indptr"), py::arg("indices"), py::arg("data"),
         py::arg("n_cols"), py::arg("X"), py::arg("Y"), py::arg("row_bias"), py::arg("col_bias"), py::arg("mu"),
         py::arg("regularization"), py::arg("n_threads"));

@@ -90,6 +90,11 @@ def als_implicit_half_sweep(indptr: npt.NDArray[Any], indices: npt.NDArray[Any],
                             Y: npt.NDArray[Any], X: npt.NDArray[Any], alpha: float, solver: str, cg_steps: int,
                             regularization: float, nonnegative: bool, n_threads: int,
                             YtY: Optional[npt.NDArray[Any]] = None) -> None: ...
+def als_subspace_half_sweep(indptr: npt.NDArray[Any], indices: npt.NDArray[Any], data: npt.NDArray[Any],
+                            n_cols: int, Y: npt.NDArray[Any], X: npt.NDArray[Any], block_size: int, implicit: bool,
+                            alpha: float, mu: float, other_bias: Optional[npt.NDArray[Any]],
+                            own_bias: Optional[npt.NDArray[Any]], regularization: float, nonnegative: bool,
+                            n_threads: int, YtY: Optional[npt.NDArray[Any]] = None) -> None: ...
 def als_implicit_loss(indptr: npt.NDArray[Any], indices: npt.NDArray[Any], data: npt.NDArray[Any], n_cols: int,
                       X: npt.NDArray[Any], Y: npt.NDArray[Any], alpha: float, regularization: float, n_threads: int,
                       XtX: Optional[npt.NDArray[Any]] = None, YtY: Optional[npt.NDArray[Any]] = None) -> float: ...

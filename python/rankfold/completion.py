@@ -15,7 +15,13 @@ Two models share one estimator:
 
 ``solver="cholesky"`` solves every row exactly; ``solver="cg"`` takes
 ``cg_steps`` warm-started conjugate-gradient steps per row (inexact updates
-keep alternating minimisation converging at ``O(|Omega| k)`` per sweep).
+keep alternating minimisation converging at ``O(|Omega| k)`` per sweep);
+``solver="ials++"`` (Rendle et al., 2021) is subspace descent: the ``k``
+coordinates are split into blocks of ``block_size`` and each block is solved
+exactly with the others fixed, one pass per sweep, at ``O(nnz_u k b + k b^2)``
+per row plus the Gramian term as one matrix product per block. It keeps large
+factor sizes (256-2048) affordable; ``block_size >= factors`` is exactly
+``solver="cholesky"``.
 
 Rows (users or items) without any observation get zero factors (and zero
 biases), so their predictions are ``0`` (implicit) or the bias-only
@@ -46,7 +52,30 @@ from ._validation import (
 __all__ = ["ALS"]
 
 FEEDBACKS = ("implicit", "explicit")
-SOLVERS = ("cg", "cholesky")
+SOLVERS = ("cg", "cholesky", "ials++")
+
+
+def _half_sweep(parts: tuple, n_cols: int, other: np.ndarray, other_bias: Optional[np.ndarray], own: np.ndarray,
+                own_bias: Optional[np.ndarray], mu: float, gram: Optional[np.ndarray], p: dict, nonnegative: bool,
+                n_threads: int) -> None:
+    """One half sweep: every row of ``own`` (updated in place, with its bias)
+    solved against ``other`` on the CSR ``parts`` with the solver of ``p``
+    (``ALS._params``). ``gram``: ``other``'s Gram matrix (implicit; None:
+    computed in C++). The one dispatch shared by ALS and rankfold.dask.ALS."""
+    implicit = p["feedback"] == "implicit"
+    if p["solver"] == "ials++":
+        _core.als_subspace_half_sweep(*parts, n_cols, other, own, block_size=p["block_size"], implicit=implicit,
+                                      alpha=p["alpha"], mu=mu, other_bias=None if implicit else other_bias,
+                                      own_bias=None if implicit else own_bias, regularization=p["reg"],
+                                      nonnegative=nonnegative, n_threads=n_threads,
+                                      YtY=gram if implicit else None)
+        return
+    common = dict(solver=p["solver"], cg_steps=p["cg_steps"], regularization=p["reg"], nonnegative=nonnegative,
+                  n_threads=n_threads)
+    if implicit:
+        _core.als_implicit_half_sweep(*parts, n_cols, other, own, alpha=p["alpha"], YtY=gram, **common)
+    else:
+        _core.als_explicit_half_sweep(*parts, n_cols, other, other_bias, own, own_bias, mu, **common)
 
 
 def _index_dtype(X: sp.csr_matrix) -> np.dtype:
@@ -77,9 +106,15 @@ class ALS:
     iterations : int
         Alternating sweeps (users, then items).
     feedback : {"implicit", "explicit"}
-    solver : {"cg", "cholesky"}
+    solver : {"cg", "cholesky", "ials++"}
+        Row solver (see the module docstring): inexact conjugate gradients,
+        exact Cholesky, or iALS++ subspace descent (the fastest for large
+        ``factors``).
     cg_steps : int
         Conjugate-gradient steps per row and sweep (solver="cg").
+    block_size : int
+        Coordinates per block of solver="ials++" (>= 1; clipped to
+        ``factors``, plus one with biases, where it equals Cholesky ALS).
     biases : bool
         Explicit feedback: learn a global mean and user and item biases.
     nonnegative : bool
@@ -113,7 +148,7 @@ class ALS:
                  iterations: int = 15, feedback: str = "implicit", solver: str = "cg", cg_steps: int = 3,
                  biases: bool = False, nonnegative: bool = False, random_state: Any = None,
                  n_threads: Optional[int] = None, dtype: Any = np.float32, verbose: bool = False,
-                 callback: Optional[Callable[[int, float], Any]] = None) -> None:
+                 callback: Optional[Callable[[int, float], Any]] = None, block_size: int = 64) -> None:
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
@@ -128,9 +163,10 @@ class ALS:
         self.dtype = dtype
         self.verbose = verbose
         self.callback = callback
+        self.block_size = block_size
 
     _PARAM_NAMES = ("factors", "regularization", "alpha", "iterations", "feedback", "solver", "cg_steps", "biases",
-                    "nonnegative", "random_state", "n_threads", "dtype", "verbose", "callback")
+                    "nonnegative", "random_state", "n_threads", "dtype", "verbose", "callback", "block_size")
 
     def get_params(self, deep: bool = True) -> dict:
         """Constructor parameters (scikit-learn convention, so ``sklearn.base.clone`` works)."""
@@ -159,6 +195,7 @@ class ALS:
         alpha = check_float(self.alpha, "alpha", low=0.0, low_inclusive=False)
         iterations = check_int(self.iterations, "iterations", low=1, high=1 << 20)
         cg_steps = check_int(self.cg_steps, "cg_steps", low=1, high=1 << 16)
+        block_size = check_int(self.block_size, "block_size", low=1, high=1 << 16)
         for name in ("biases", "nonnegative", "verbose"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -173,7 +210,7 @@ class ALS:
         if self.callback is not None and not callable(self.callback):
             raise TypeError("callback must be callable or None")
         return dict(k=k, feedback=feedback, solver=solver, reg=reg, alpha=alpha, iterations=iterations,
-                    cg_steps=cg_steps, dtype=dtype, n_threads=check_n_threads(self.n_threads),
+                    cg_steps=cg_steps, block_size=block_size, dtype=dtype, n_threads=check_n_threads(self.n_threads),
                     seed=check_random_state(self.random_state))
 
     # ------------------------------------------------------------------ fitting
@@ -253,8 +290,7 @@ class ALS:
         RT = _csr_parts(XT, idt)
         Xf, Yf = self._initial_factors(n_users, n_items, p)
         nt = p["n_threads"]
-        common = dict(solver=p["solver"], cg_steps=p["cg_steps"], regularization=p["reg"],
-                      nonnegative=bool(self.nonnegative), n_threads=nt)
+        nonneg = bool(self.nonnegative)
         implicit = p["feedback"] == "implicit"
         mu, ub, ib = self._start(X, p)
         n_per_item = np.diff(XT.indptr).astype(np.float64)
@@ -262,14 +298,14 @@ class ALS:
         for it in range(p["iterations"]):
             if implicit:
                 # Each Gram matrix is formed once and shared by a sweep and the loss.
-                _core.als_implicit_half_sweep(*R, n_items, Yf, Xf, alpha=p["alpha"], YtY=YtY, **common)
+                _half_sweep(R, n_items, Yf, None, Xf, None, mu, YtY, p, nonneg, nt)
                 XtX = _core.als_gram(Xf, nt)
-                _core.als_implicit_half_sweep(*RT, n_users, Xf, Yf, alpha=p["alpha"], YtY=XtX, **common)
+                _half_sweep(RT, n_users, Xf, None, Yf, None, mu, XtX, p, nonneg, nt)
                 YtY = _core.als_gram(Yf, nt)
             else:
                 XtX = None
-                _core.als_explicit_half_sweep(*R, n_items, Yf, ib, Xf, ub, mu, **common)
-                _core.als_explicit_half_sweep(*RT, n_users, Xf, ub, Yf, ib, mu, **common)
+                _half_sweep(R, n_items, Yf, ib, Xf, ub, mu, None, p, nonneg, nt)
+                _half_sweep(RT, n_users, Xf, ub, Yf, ib, mu, None, p, nonneg, nt)
             loss = self._loss(R, X.shape, X.nnz, Xf, Yf, ub, ib, mu, p, XtX, YtY, n_per_item)
             if self._record(it, loss, Xf, Yf, p):
                 break

@@ -298,16 +298,13 @@ class ShardedIndex:
 # ---------------------------------------------------------------------------- ALS
 def _block_sweep(parts: tuple, n_cols: int, other: np.ndarray, other_bias: Optional[np.ndarray],
                  own: np.ndarray, own_bias: Optional[np.ndarray], mu: float, gram: Optional[np.ndarray],
-                 implicit: bool, alpha: float, common: Dict[str, Any], n_threads: Optional[int]):
+                 p: Dict[str, Any], nonnegative: bool, n_threads: Optional[int]):
     """One half sweep over a block of rows: the same C++ row solver as
     rankfold.ALS, on copies (inputs held by Dask must not change in place)."""
     own = own.copy()
     own_bias = None if own_bias is None else own_bias.copy()
-    kw = dict(common, n_threads=_worker_threads(n_threads))
-    if implicit:
-        _core.als_implicit_half_sweep(*parts, n_cols, other, own, alpha=alpha, YtY=gram, **kw)
-    else:
-        _core.als_explicit_half_sweep(*parts, n_cols, other, other_bias, own, own_bias, mu, **kw)
+    _completion._half_sweep(parts, n_cols, other, other_bias, own, own_bias, mu, gram, p, nonnegative,
+                            _worker_threads(n_threads))
     return own, own_bias
 
 
@@ -359,11 +356,12 @@ class ALS(_completion.ALS):
                  iterations: int = 15, feedback: str = "implicit", solver: str = "cg", cg_steps: int = 3,
                  biases: bool = False, nonnegative: bool = False, random_state: Any = None,
                  n_threads: Optional[int] = None, dtype: Any = np.float32, verbose: bool = False,
-                 callback: Any = None, client: Optional[Client] = None, n_blocks: Optional[int] = None) -> None:
+                 callback: Any = None, block_size: int = 64, client: Optional[Client] = None,
+                 n_blocks: Optional[int] = None) -> None:
         super().__init__(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations,
                          feedback=feedback, solver=solver, cg_steps=cg_steps, biases=biases,
                          nonnegative=nonnegative, random_state=random_state, n_threads=n_threads, dtype=dtype,
-                         verbose=verbose, callback=callback)
+                         verbose=verbose, callback=callback, block_size=block_size)
         self.client = client
         self.n_blocks = n_blocks
 
@@ -474,8 +472,8 @@ class ALS(_completion.ALS):
         Xf, Yf = self._initial_factors(n_users, n_items, p)
         nt = p["n_threads"]
         implicit = p["feedback"] == "implicit"
-        common = dict(solver=p["solver"], cg_steps=p["cg_steps"], regularization=p["reg"],
-                      nonnegative=bool(self.nonnegative))
+        sweep = {name: p[name] for name in ("feedback", "solver", "cg_steps", "block_size", "reg", "alpha")}
+        nonneg = bool(self.nonnegative)
 
         def send(F, bias):
             return (client.scatter(F, broadcast=True, hash=False),
@@ -484,8 +482,8 @@ class ALS(_completion.ALS):
         def half(parts, cuts, n_cols, other, own, own_bias, gram):
             other_f, ob_f = other
             futures = [client.submit(_block_sweep, part, n_cols, other_f, ob_f, own[a:b],
-                                     None if own_bias is None else own_bias[a:b], mu, gram, implicit,
-                                     p["alpha"], common, worker_threads, pure=False, **w)
+                                     None if own_bias is None else own_bias[a:b], mu, gram, sweep, nonneg,
+                                     worker_threads, pure=False, **w)
                        for part, a, b, w in zip(parts, cuts[:-1], cuts[1:], _placements(client, parts))]
             results = client.gather(futures)
             new_own = np.concatenate([r[0] for r in results])

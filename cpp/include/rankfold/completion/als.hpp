@@ -87,8 +87,9 @@ std::vector<index_t> balanced_chunks(const I* indptr, index_t rows, double row_c
 
 // Runs body(row, scratch) over all rows, balanced by nonzeros, with one
 // Scratch object per thread (built by make_scratch()).
-// With a cancellation token, the calling thread polls it between chunks and
-// every thread stops at its next chunk once it is cancelled; the sweep then
+// With a cancellation token, the calling thread polls it between rows (a
+// clock read; a row can take milliseconds at large k, a chunk seconds) and
+// every thread stops at its next row once it is cancelled; the sweep then
 // throws Interrupted (the rows solved so far keep their new values).
 template <typename I, typename MakeScratch, typename Body>
 void for_rows_balanced(const I* indptr, index_t rows, double row_cost, int n_threads,
@@ -103,30 +104,37 @@ void for_rows_balanced(const I* indptr, index_t rows, double row_cost, int n_thr
   parallel_for(
       0, n_chunks, threads,
       [&](index_t c) {
-        if (cancel != nullptr) {
-          if (thread_id() == 0) cancel->poll();
-          if (cancel->stopped()) return;
-        }
+        const bool polls = cancel != nullptr && thread_id() == 0;
         Scratch& s = scratch[static_cast<std::size_t>(thread_id())];
-        for (index_t r = bounds[c]; r < bounds[c + 1]; ++r) body(r, s);
+        for (index_t r = bounds[c]; r < bounds[c + 1]; ++r) {
+          if (cancel != nullptr) {
+            if (polls) cancel->poll();
+            if (cancel->stopped()) return;
+          }
+          body(r, s);
+        }
       },
       1);
   if (cancel != nullptr) cancel->throw_if_stopped("ALS interrupted");
 }
 
-// G = A^T A (k x k) of a row-major n x k matrix, in parallel over row blocks
-// (each thread forms a partial Gram matrix; the partials are summed in order,
-// so the result does not depend on timing).
+// G = A^T A (k x k) of a row-major n x k matrix, in parallel over row blocks:
+// a fixed number of blocks (at most 8, at least 256 rows each), whatever the
+// thread count, each forming a partial Gram matrix; the partials are summed
+// in order, so the result depends neither on timing nor on n_threads.
 template <typename T>
 ColMatrix<T> gram(const T* A, index_t n, index_t k, int n_threads) {
-  const int threads = static_cast<int>(std::max<index_t>(1, std::min<index_t>(resolve_threads(n_threads), n / 256 + 1)));
-  std::vector<ColMatrix<T>> partial(static_cast<std::size_t>(threads), ColMatrix<T>::Zero(k, k));
+  const int parts = static_cast<int>(std::max<index_t>(1, std::min<index_t>(8, n / 256 + 1)));
+  const int threads = std::min(resolve_threads(n_threads), parts);
+  std::vector<ColMatrix<T>> partial(static_cast<std::size_t>(parts), ColMatrix<T>::Zero(k, k));
   parallel_region(threads, [&](int t, int nt) {
-    index_t lo, hi;
-    split_range(n, t, nt, lo, hi);
-    if (hi <= lo) return;
-    const auto block = row_view(A + lo * k, hi - lo, k);
-    partial[static_cast<std::size_t>(t)].template selfadjointView<Eigen::Lower>().rankUpdate(block.transpose());
+    for (int part = t; part < parts; part += nt) {
+      index_t lo, hi;
+      split_range(n, part, parts, lo, hi);
+      if (hi <= lo) continue;
+      const auto block = row_view(A + lo * k, hi - lo, k);
+      partial[static_cast<std::size_t>(part)].template selfadjointView<Eigen::Lower>().rankUpdate(block.transpose());
+    }
   });
   ColMatrix<T> G = ColMatrix<T>::Zero(k, k);
   for (const auto& P : partial) G += P;

@@ -56,10 +56,9 @@ namespace detail {
 template <typename T>
 struct SubspaceScratch {
   ColMatrix<T> Ys;  // b x n_u: the block's coordinates of the row's other-side vectors
-  ColMatrix<T> Zs;  // the same scaled by sqrt(weight) (implicit) for the rank update
   ColMatrix<T> H;   // padded bp x b block system
   ColMatrix<T> P;   // implicit: (rows of a sub-block) x b, the Gramian term X G_{:,S}
-  Vector<T> coef, grad, inv_diag, delta;
+  Vector<T> coef, weight, grad, inv_diag, delta;  // per entry: gradient coefficient, Hessian weight
 };
 
 }  // namespace detail
@@ -119,18 +118,29 @@ void subspace_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_
   for (auto& s : scratch) {
     s.H.resize(bp, b);
     s.coef.resize(64);
+    s.weight.resize(64);
     s.grad.resize(b);
     s.inv_diag.resize(b);
     s.delta.resize(b);
     s.Ys.resize(b, 64);
-    if (prob.implicit) {
-      s.Zs.resize(b, 64);
-      s.P.resize(kSubRows, b);
-    }
+    if (prob.implicit) s.P.resize(kSubRows, b);
   }
 
+  // The block's columns of Y as one contiguous panel (cols x bs): the rows'
+  // random accesses to the other side's vectors then stay within a few MB
+  // that the cache holds, instead of one cache miss into all of Y per entry
+  // and block (that gather took most of the sweep's time at d = 1024).
+  std::vector<T> panel(static_cast<std::size_t>(R.cols * b));
   for (index_t S0 = 0; S0 < d; S0 += b) {
     const index_t bs = std::min(b, d - S0);
+    parallel_for(
+        0, R.cols, threads,
+        [&](index_t i) {
+          const T* y = Y + i * k;
+          T* out = panel.data() + i * bs;
+          for (index_t j = 0; j < bs; ++j) out[j] = S0 + j < k ? y[S0 + j] : T(1);
+        },
+        1024);
     parallel_for(
         0, n_chunks, threads,
         [&](index_t c) {
@@ -154,54 +164,66 @@ void subspace_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_
               if (s.Ys.cols() < n) {
                 const index_t cap = std::max<index_t>(n, 2 * s.Ys.cols());
                 s.Ys.resize(b, cap);
-                if (prob.implicit) s.Zs.resize(b, cap);
                 s.coef.resize(cap);
+                s.weight.resize(cap);
               }
-              // Gather the block of each entry's vector; gradient coefficient
-              // and (implicit) the sqrt-weighted copy for the rank update.
+              // Gather the block of each entry's vector, its gradient
+              // coefficient and Hessian weight.
               index_t m = 0;
               for (I q = begin; q < end; ++q) {
                 const index_t i = static_cast<index_t>(R.indices[q]);
-                const T* y = Y + i * k;
+                const T* y = panel.data() + i * bs;
                 T* col = s.Ys.col(m).data();
-                for (index_t j = 0; j < bs; ++j) {
-                  const index_t jj = S0 + j;
-                  col[j] = jj < k ? y[jj] : T(1);
-                }
+                for (index_t j = 0; j < bs; ++j) col[j] = y[j];
                 const T p = pred[static_cast<std::size_t>(q)];
                 if (prob.implicit) {
                   // loss c (1 - s)^2 on observed cells over the all-cells s^2 of
                   // the Gramian: weight c - 1, gradient (c - 1) s - c.
                   const T w = a * R.data[q];
                   s.coef[m] = w * p - (w + T(1));
-                  const T sw = std::sqrt(std::max(w, T(0)));
-                  T* z = s.Zs.col(m).data();
-                  for (index_t j = 0; j < bs; ++j) z[j] = sw * col[j];
+                  s.weight[m] = w;
                 } else {
                   const T t = R.data[q] - static_cast<T>(prob.mu) - (prob.other_bias ? prob.other_bias[i] : T(0));
                   s.coef[m] = p - t;
+                  s.weight[m] = T(1);
                 }
                 ++m;
               }
-              const auto Ys = s.Ys.topLeftCorner(bs, n);
+              // H = [G_SS] + lam I + sum_m w_m y_m y_m^T (full columns, padding
+              // rows zero), grad = [(G x)_S] + lam x_S + sum_m coef_m y_m: one
+              // weighted rank-1 update per entry, vectorised over a column
+              // (faster than a library rank-n update at these small sizes).
               const T lam = prob.implicit ? lambda : lambda * static_cast<T>(n);
-              auto grad = s.grad.head(bs);
-              grad.noalias() = Ys * s.coef.head(n);
-              for (index_t j = 0; j < bs; ++j) grad[j] += lam * coordinate(u, S0 + j);
-              auto H = s.H.leftCols(bs);  // all bp rows: the padding rows must be zero
-              H.setZero();
-              if (prob.implicit) {
-                grad += s.P.row(u - lo).head(bs).transpose();
-                H.topRows(bs) = G.block(S0, S0, bs, bs);
-                H.topRows(bs).template selfadjointView<Eigen::Lower>().rankUpdate(s.Zs.topLeftCorner(bs, n));
-              } else {
-                H.topRows(bs).template selfadjointView<Eigen::Lower>().rankUpdate(Ys);
+              T* H = s.H.data();
+              T* grad = s.grad.data();
+              for (index_t j = 0; j < bs; ++j) {
+                T* h = H + j * bp;
+                std::fill(h, h + bp, T(0));
+                if (prob.implicit) {
+                  const T* g = G.data() + (S0 + j) * k + S0;
+                  for (index_t l = 0; l < bs; ++l) h[l] = g[l];
+                  grad[j] = s.P(u - lo, j);
+                } else {
+                  grad[j] = T(0);
+                }
+                h[j] += lam;
+                grad[j] += lam * coordinate(u, S0 + j);
               }
-              H.topRows(bs).diagonal().array() += lam;
+              for (index_t q = 0; q < n; ++q) {
+                const T* y = s.Ys.col(q).data();
+                const T w = s.weight[q], cf = s.coef[q];
+                for (index_t j = 0; j < bs; ++j) {
+                  grad[j] += cf * y[j];
+                  const T wy = w * y[j];
+                  T* h = H + j * bp;
+#pragma omp simd
+                  for (index_t l = 0; l < bs; ++l) h[l] += wy * y[l];
+                }
+              }
               require<NumericalError>(cholesky_in_place(s.H.data(), bs, bp, s.inv_diag.data()),
                                       "Cholesky factorisation failed for row ", u, "; increase regularization");
               auto delta = s.delta.head(bs);
-              delta = -grad;
+              for (index_t j = 0; j < bs; ++j) delta[j] = -grad[j];
               cholesky_solve_in_place(s.H.data(), bs, bp, s.inv_diag.data(), delta.data());
               for (index_t j = 0; j < bs; ++j) {
                 T& x = coordinate(u, S0 + j);

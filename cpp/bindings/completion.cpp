@@ -57,6 +57,17 @@ T* optional_vector(py::object obj, index_t n, const char* name) {
   return arr.mutable_data();
 }
 
+// An optional precomputed k x k Gram matrix (None: null, computed in C++);
+// `holder` keeps the converted array alive for the call.
+template <typename T>
+const T* optional_gram(py::object obj, index_t k, const char* name, CArray<T>& holder) {
+  if (obj.is_none()) return nullptr;
+  holder = obj.cast<CArray<T>>();
+  check_matrix(holder, name, k);
+  require(holder.shape(0) == k, name, " must be k x k");
+  return holder.data();
+}
+
 SolveOptions options(const std::string& solver, int cg_steps, double regularization, bool nonnegative,
                      int n_threads) {
   SolveOptions opt;
@@ -80,13 +91,7 @@ void implicit_half_sweep(const CArray<I>& indptr, const CArray<I>& indices, cons
   require(alpha > 0, "alpha must be > 0");
   const SolveOptions opt = options(solver, cg_steps, regularization, nonnegative, n_threads);
   CArray<T> gram_arr;
-  const T* pg = nullptr;
-  if (!YtY.is_none()) {
-    gram_arr = YtY.cast<CArray<T>>();
-    check_matrix(gram_arr, "YtY", k);
-    require(gram_arr.shape(0) == k, "YtY must be k x k");
-    pg = gram_arr.data();
-  }
+  const T* pg = optional_gram(YtY, k, "YtY", gram_arr);
   with_interrupts([&](Cancellation& cancel) {
     SolveOptions o = opt;
     o.cancel = &cancel;
@@ -103,20 +108,8 @@ double implicit_loss(const CArray<I>& indptr, const CArray<I>& indices, const CA
   const T* py = factors_const(Y, cols, k, "Y");
   const T* px = factors_const(X, R.rows, k, "X");
   CArray<T> gx, gy;
-  const T* pgx = nullptr;
-  const T* pgy = nullptr;
-  if (!XtX.is_none()) {
-    gx = XtX.cast<CArray<T>>();
-    check_matrix(gx, "XtX", k);
-    require(gx.shape(0) == k, "XtX must be k x k");
-    pgx = gx.data();
-  }
-  if (!YtY.is_none()) {
-    gy = YtY.cast<CArray<T>>();
-    check_matrix(gy, "YtY", k);
-    require(gy.shape(0) == k, "YtY must be k x k");
-    pgy = gy.data();
-  }
+  const T* pgx = optional_gram(XtX, k, "XtX", gx);
+  const T* pgy = optional_gram(YtY, k, "YtY", gy);
   py::gil_scoped_release release;
   return completion::implicit_loss<T, I>(R, px, py, k, alpha, regularization, n_threads, pgx, pgy);
 }
@@ -158,12 +151,7 @@ void subspace_half_sweep(const CArray<I>& indptr, const CArray<I>& indices, cons
     require(alpha > 0, "alpha must be > 0");
     require(other_bias.is_none() && own_bias.is_none(), "biases are only learnt with explicit feedback");
     prob.alpha = alpha;
-    if (!YtY.is_none()) {
-      gram_arr = YtY.cast<CArray<T>>();
-      check_matrix(gram_arr, "YtY", k);
-      require(gram_arr.shape(0) == k, "YtY must be k x k");
-      prob.gram = gram_arr.data();
-    }
+    prob.gram = optional_gram(YtY, k, "YtY", gram_arr);
   } else {
     prob.mu = mu;
     prob.other_bias = optional_vector<T>(other_bias, cols, "other_bias");

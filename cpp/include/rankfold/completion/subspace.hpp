@@ -80,10 +80,10 @@ void subspace_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_
   const T lambda = static_cast<T>(opt.regularization);
   const T a = static_cast<T>(prob.alpha);
 
-  ColMatrix<T> G;
-  if (prob.implicit) {
-    G = prob.gram ? ColMatrix<T>(Eigen::Map<const ColMatrix<T>>(prob.gram, k, k)) : gram(Y, R.cols, k, threads);
-  }
+  ColMatrix<T> computed;  // the Gram matrix when the caller did not pass one
+  if (prob.implicit && prob.gram == nullptr) computed = gram(Y, R.cols, k, threads);
+  const Eigen::Map<const ColMatrix<T>> G(prob.gram ? prob.gram : computed.data(), prob.implicit ? k : 0,
+                                         prob.implicit ? k : 0);
   auto coordinate = [&](index_t u, index_t j) -> T& { return j < k ? X[u * k + j] : prob.own_bias[u]; };
 
   // Predictions of every stored entry; rows without observations are zeroed.

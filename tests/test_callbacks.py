@@ -125,3 +125,23 @@ def test_als_exception_propagates():
 def test_ambiguous_answer_is_type_error(make):
     with pytest.raises(TypeError, match="callback must return None or a truth value"):
         make(lambda it, loss: np.array([1.0, 0.0])).fit(_nmf_data())
+
+
+@pytest.mark.parametrize("family", ["nmf", "nmf-graph", "als-explicit", "als-implicit", "als-ials"])
+def test_iteration_numbers_count_completed_iterations(family):
+    # One convention for every estimator: the first call says 1 iteration is done.
+    calls = []
+
+    def cb(it, loss):
+        calls.append(it)
+
+    if family.startswith("nmf"):
+        extra = NMF_MODELS["graph"] if family == "nmf-graph" else {}
+        model = rankfold.NMF(3, max_iter=4, tol=0.0, random_state=0, n_threads=1, callback=cb, **extra)
+        model.fit(_nmf_data())
+    else:
+        feedback = "explicit" if family == "als-explicit" else "implicit"
+        solver = {"als-ials": dict(solver="ials++", block_size=2)}.get(family, {})
+        model = rankfold.ALS(4, feedback=feedback, iterations=4, random_state=0, n_threads=1, callback=cb, **solver)
+        model.fit(_ratings())
+    assert calls == [1, 2, 3, 4] and model.n_iter_ == 4

@@ -130,7 +130,8 @@ class ALS:
     verbose : bool
         Print the loss after each iteration.
     callback : callable or None
-        ``callback(iteration, loss)`` after each iteration. A false return value (``False``, ``0``,
+        ``callback(iteration, loss)`` after each iteration, ``iteration`` counting from 1 (as NMF's
+        callback does). A false return value (``False``, ``0``,
         ``numpy.False_``) stops the fit; ``None`` or a true value continues; an exception it
         raises propagates unchanged.
 
@@ -342,7 +343,8 @@ class ALS:
                 f"ALS diverged at iteration {it + 1} (loss {loss}); increase regularization or use float64")
         if self.verbose:
             print(f"ALS iteration {it + 1}/{p['iterations']}: loss {loss:.6g}")
-        return self.callback is not None and callback_stops(self.callback(it, float(loss)))
+        # The callback gets the number of completed iterations (1, 2, ...), as NMF's does.
+        return self.callback is not None and callback_stops(self.callback(it + 1, float(loss)))
 
     def _finish(self, X: sp.csr_matrix, Xf: np.ndarray, Yf: np.ndarray, mu: float, ub: Optional[np.ndarray],
                 ib: Optional[np.ndarray], p: dict) -> "ALS":

@@ -56,6 +56,7 @@ namespace detail {
 template <typename T>
 struct SubspaceScratch {
   ColMatrix<T> Ys;  // b x n_u: the block's coordinates of the row's other-side vectors
+  ColMatrix<T> Yw;  // b x n_u: the same, each column times its entry's Hessian weight
   ColMatrix<T> H;   // padded bp x b block system
   ColMatrix<T> P;   // implicit: (rows of a sub-block) x b, the Gramian term X G_{:,S}
   Vector<T> coef, weight, grad, inv_diag, delta;  // per entry: gradient coefficient, Hessian weight
@@ -123,6 +124,7 @@ void subspace_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_
     s.inv_diag.resize(b);
     s.delta.resize(b);
     s.Ys.resize(b, 64);
+    s.Yw.resize(b, 64);
     if (prob.implicit) s.P.resize(kSubRows, b);
   }
 
@@ -164,6 +166,7 @@ void subspace_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_
               if (s.Ys.cols() < n) {
                 const index_t cap = std::max<index_t>(n, 2 * s.Ys.cols());
                 s.Ys.resize(b, cap);
+                s.Yw.resize(b, cap);
                 s.coef.resize(cap);
                 s.weight.resize(cap);
               }
@@ -209,16 +212,15 @@ void subspace_half_sweep(const CompressedView<T, I>& R, const T* Y, T* X, index_
                 h[j] += lam;
                 grad[j] += lam * coordinate(u, S0 + j);
               }
-              for (index_t q = 0; q < n; ++q) {
-                const T* y = s.Ys.col(q).data();
-                const T w = s.weight[q], cf = s.coef[q];
-                for (index_t j = 0; j < bs; ++j) {
-                  grad[j] += cf * y[j];
-                  const T wy = w * y[j];
-                  T* h = H + j * bp;
-#pragma omp simd
-                  for (index_t l = 0; l < bs; ++l) h[l] += wy * y[l];
-                }
+              // The entries' terms as two small matrix products (Eigen's packed
+              // kernels run them at full vector width):
+              //   H_SS += Ys diag(w) Ys^T,  grad += Ys coef.
+              {
+                const auto Ysb = s.Ys.topLeftCorner(bs, n);
+                s.Yw.topLeftCorner(bs, n).noalias() = Ysb * s.weight.head(n).asDiagonal();
+                Eigen::Map<ColMatrix<T>, 0, Eigen::OuterStride<>> Hm(H, bs, bs, Eigen::OuterStride<>(bp));
+                Hm.noalias() += s.Yw.topLeftCorner(bs, n) * Ysb.transpose();
+                Eigen::Map<Vector<T>>(grad, bs).noalias() += Ysb * s.coef.head(n);
               }
               require<NumericalError>(cholesky_in_place(s.H.data(), bs, bp, s.inv_diag.data()),
                                       "Cholesky factorisation failed for row ", u, "; increase regularization");

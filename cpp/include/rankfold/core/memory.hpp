@@ -5,13 +5,16 @@
 // may succeed and the process is killed later, when the pages are touched (a
 // 1 x 2^31 result array fills 24 GB of padding). These helpers compute sizes
 // without overflow and refuse, before allocating, what exceeds the machine's
-// memory (RAM + swap), so the caller gets a MemoryError naming what was asked.
+// memory (RAM + swap, or the process's address-space limit when lower), so
+// the caller gets a MemoryError naming what was asked.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
 #if defined(__linux__)
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
 #endif
 
@@ -19,18 +22,22 @@
 
 namespace rankfold {
 
-// RAM + swap in bytes, or the largest uint64 when unknown.
+// RAM + swap in bytes, capped by the address-space limit (ulimit -v) when
+// one is set; the largest uint64 when unknown.
 inline std::uint64_t machine_memory_bytes() {
+  std::uint64_t limit = std::numeric_limits<std::uint64_t>::max();
 #if defined(__linux__)
   struct sysinfo info {};
   if (sysinfo(&info) == 0 && info.mem_unit > 0) {
     const long double total = (static_cast<long double>(info.totalram) + static_cast<long double>(info.totalswap)) *
                               static_cast<long double>(info.mem_unit);
-    if (total > 0 && total < static_cast<long double>(std::numeric_limits<std::uint64_t>::max()))
-      return static_cast<std::uint64_t>(total);
+    if (total > 0 && total < static_cast<long double>(limit)) limit = static_cast<std::uint64_t>(total);
   }
+  struct rlimit as {};
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+    limit = std::min<std::uint64_t>(limit, static_cast<std::uint64_t>(as.rlim_cur));
 #endif
-  return std::numeric_limits<std::uint64_t>::max();
+  return limit;
 }
 
 // a * b, saturating at the largest uint64 (operands < 0 count as 0).
@@ -54,7 +61,7 @@ inline void require_fits_in_memory(std::uint64_t bytes, const Parts&... what) {
   constexpr double kGB = 1e9;
   throw OutOfMemory(detail::concat(what..., " needs ", static_cast<double>(bytes) / kGB,
                                    " GB, more than this machine's memory (", static_cast<double>(limit) / kGB,
-                                   " GB RAM + swap)"));
+                                   " GB: RAM + swap, or the process's address-space limit)"));
 }
 
 }  // namespace rankfold

@@ -4,7 +4,8 @@
 #
 #   tools/sanitize.sh address [PYTEST ARGS...]   AddressSanitizer + UndefinedBehaviorSanitizer
 #                                                (default: the whole test suite)
-#   tools/sanitize.sh thread  [PYTEST ARGS...]   ThreadSanitizer (default: the concurrency tests)
+#   tools/sanitize.sh thread  [PYTEST ARGS...]   ThreadSanitizer (default: the concurrency tests,
+#                                                tests/test_concurrency.py and tests/test_ann_threads.py)
 #                                                (test paths in the arguments replace the default)
 #   tools/sanitize.sh MODE --build-only          build and install, run nothing
 #
@@ -79,7 +80,7 @@ if [ $has_paths = 0 ]; then
   if [ "$MODE" = thread ]; then
     # Not test_fork.py: TSan cannot follow a fork of a process with threads
     # ("starting new threads after multi-threaded fork is not supported").
-    set -- "$@" tests/test_concurrency.py "tests/test_hnsw.py::test_concurrent_searches_and_adds"
+    set -- "$@" tests/test_concurrency.py tests/test_ann_threads.py "tests/test_hnsw.py::test_concurrent_searches_and_adds"
   fi
 fi
 

@@ -1,5 +1,9 @@
 // Bindings of the nearest-neighbour family: exact search (ExactIndex, knn)
 // and the HNSW graph index (HnswIndex).
+//
+// Every method that takes an index's lock releases the GIL first: add and
+// search poll for Ctrl-C (which takes the GIL) while they hold the lock, so a
+// thread waiting for the lock with the GIL held would deadlock them.
 #include <fstream>
 #include <sstream>
 
@@ -7,11 +11,70 @@
 
 #include "rankfold/ann/exact.hpp"
 #include "rankfold/ann/hnsw.hpp"
+#include "rankfold/core/memory.hpp"
 
 namespace rankfold {
 namespace bindings {
 
 namespace {
+
+// The (nq, k) id and distance arrays of a search, refused before anything is
+// allocated when they cannot fit in memory (k is not bounded by the index
+// size: results are padded, and a huge k would otherwise be accepted by the
+// kernel's overcommit and fill gigabytes of padding).
+template <typename T>
+std::pair<py::array_t<index_t>, py::array_t<T>> search_result(index_t nq, int k) {
+  require_fits_in_memory(saturating_mul(saturating_mul(std::int64_t{nq}, std::int64_t{k}),
+                                        std::uint64_t{sizeof(index_t) + sizeof(T)}),
+                         "the search result (", nq, " queries x k = ", k, ")");
+  auto ids = new_matrix<index_t>(nq, k);
+  auto dist = new_matrix<T>(nq, k);
+  return {std::move(ids), std::move(dist)};
+}
+
+template <typename Index>
+py::array_t<bool> contains_many(const Index& self, const CArray<index_t>& ids) {
+  py::array_t<bool> out(ids.size());
+  bool* po = out.mutable_data();
+  const index_t* pi = ids.data();
+  const index_t n = ids.size();
+  py::gil_scoped_release release;
+  self.contains(pi, n, po);
+  return out;
+}
+
+template <typename Index>
+py::array_t<float> vectors_of(const Index& self, const CArray<index_t>& ids) {
+  require_fits_in_memory(saturating_mul(std::int64_t{ids.size()}, 4 * std::int64_t{self.dim()}),
+                         "the vectors of ", ids.size(), " ids");
+  auto out = new_matrix<float>(ids.size(), self.dim());
+  const index_t* pi = ids.data();
+  const index_t n = ids.size();
+  float* po = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    self.get_vectors(pi, n, po);
+  }
+  return out;
+}
+
+py::array_t<index_t> id_array(const std::vector<index_t>& labels) {
+  py::array_t<index_t> out(static_cast<py::ssize_t>(labels.size()));
+  std::copy(labels.begin(), labels.end(), out.mutable_data());
+  return out;
+}
+
+template <typename Index>
+py::bytes index_bytes(const Index& self) {
+  std::string blob;
+  {
+    py::gil_scoped_release release;
+    std::ostringstream out(std::ios::binary);
+    self.save(out);
+    blob = std::move(out).str();
+  }
+  return py::bytes(blob);
+}
 
 template <typename T>
 py::tuple knn(const CArray<T>& X, const CArray<T>& Q, int k, const std::string& metric_name,
@@ -22,14 +85,12 @@ py::tuple knn(const CArray<T>& X, const CArray<T>& Q, int k, const std::string& 
   check_matrix(Q, "Q", d);
   require(k >= 1, "k must be >= 1, got ", k);
   const index_t nq = Q.shape(0);
-  auto ids = new_matrix<index_t>(nq, k);
-  auto dist = new_matrix<T>(nq, k);
+  auto [ids, dist] = search_result<T>(nq, k);
   const T* px = X.data();
   const T* pq = Q.data();
   index_t* pi = ids.mutable_data();
   T* pd = dist.mutable_data();
-  {
-    py::gil_scoped_release release;
+  with_interrupts([&](Cancellation& cancel) {
     std::vector<T> xn, qn;
     if (metric == Metric::Cosine) {
       xn.assign(px, px + n * d);
@@ -43,13 +104,15 @@ py::tuple knn(const CArray<T>& X, const CArray<T>& Q, int k, const std::string& 
       // Packing costs one pass over X; the fused kernel repays it at once.
       PackedVectors packed(d, metric == Metric::L2);
       packed.append(px, n, n_threads);
-      exact_search_packed(packed, nullptr, pq, nq, k, metric, pi, pd, n_threads);
+      exact_search_packed(packed, nullptr, pq, nq, k, metric, pi, pd, n_threads, &cancel);
     } else {
       std::vector<T> norms(static_cast<std::size_t>(metric == Metric::L2 ? n : 0));
       if (metric == Metric::L2) row_sqnorms(px, n, d, norms.data(), n_threads);
-      exact_search<T>(px, n, d, norms.data(), nullptr, pq, nq, k, metric, pi, pd, n_threads);
+      ExactSearchOptions opt;
+      opt.cancel = &cancel;
+      exact_search<T>(px, n, d, norms.data(), nullptr, pq, nq, k, metric, pi, pd, n_threads, opt);
     }
-  }
+  });
   return py::make_tuple(ids, dist);
 }
 
@@ -75,10 +138,17 @@ void register_hnsw(py::module_& m) {
       .def_property_readonly("M", &HnswIndex::M)
       .def_property_readonly("ef_construction", &HnswIndex::ef_construction)
       .def_property("ef", &HnswIndex::ef, &HnswIndex::set_ef)
-      .def_property_readonly("next_label", &HnswIndex::next_label)
-      .def_property_readonly("capacity", &HnswIndex::capacity)
-      .def("__len__", &HnswIndex::size)
-      .def("exact_filter_threshold", &HnswIndex::exact_filter_threshold, py::arg("ef"))
+      .def_property_readonly("next_label", [](const HnswIndex& self) {
+        py::gil_scoped_release release;
+        return self.next_label();
+      })
+      .def_property_readonly("capacity", [](const HnswIndex& self) {
+        py::gil_scoped_release release;
+        return self.capacity();
+      })
+      .def("__len__", &HnswIndex::size, py::call_guard<py::gil_scoped_release>())
+      .def("exact_filter_threshold", &HnswIndex::exact_filter_threshold, py::arg("ef"),
+           py::call_guard<py::gil_scoped_release>())
       .def("reserve",
            [](HnswIndex& self, index_t n) {
              py::gil_scoped_release release;
@@ -96,8 +166,7 @@ void register_hnsw(py::module_& m) {
               labels = ids_arr.data();
             }
             const float* px = X.data();
-            py::gil_scoped_release release;
-            self.add(px, n, labels, n_threads);
+            with_interrupts([&](Cancellation& cancel) { self.add(px, n, labels, n_threads, &cancel); });
           },
           py::arg("X"), py::arg("ids"), py::arg("n_threads"))
       .def(
@@ -107,8 +176,7 @@ void register_hnsw(py::module_& m) {
             check_matrix(Q, "Q", self.dim());
             require(k >= 1, "k must be >= 1, got ", k);
             const index_t nq = Q.shape(0);
-            auto ids = new_matrix<index_t>(nq, k);
-            auto dist = new_matrix<float>(nq, k);
+            auto [ids, dist] = search_result<float>(nq, k);
             CArray<index_t> fid;
             py::array_t<std::uint8_t, py::array::c_style> fmask;
             if (!filter_ids.is_none()) fid = optional_ids(filter_ids, -1, "filter");
@@ -117,20 +185,23 @@ void register_hnsw(py::module_& m) {
               require(fmask.ndim() == 1, "filter must be 1-D");
             }
             const bool has_ids = !filter_ids.is_none(), has_mask = !filter_mask.is_none();
+            require(!(has_ids && has_mask), "filter: pass allowed ids or a mask, not both");
+            HnswFilter filter;
+            if (has_ids) {
+              filter.ids = fid.data();
+              filter.n_ids = fid.shape(0);
+            }
+            if (has_mask) {
+              filter.use_mask = true;
+              filter.mask = fmask.data();
+              filter.n_mask = fmask.shape(0);
+            }
             const float* pq = Q.data();
-            const index_t* pfid = has_ids ? fid.data() : nullptr;
-            const index_t nfid = has_ids ? fid.shape(0) : 0;
-            const std::uint8_t* pmask = has_mask ? fmask.data() : nullptr;
-            const index_t nmask = has_mask ? fmask.shape(0) : 0;
             index_t* pi = ids.mutable_data();
             float* pd = dist.mutable_data();
-            {
-              py::gil_scoped_release release;
-              std::vector<std::uint8_t> allow;
-              if (has_ids) allow = self.allowed_from_labels(pfid, nfid);
-              if (has_mask) allow = self.allowed_from_mask(pmask, nmask);
-              self.search(pq, nq, k, ef, (has_ids || has_mask) ? &allow : nullptr, pi, pd, n_threads);
-            }
+            with_interrupts([&](Cancellation& cancel) {
+              self.search(pq, nq, k, ef, (has_ids || has_mask) ? &filter : nullptr, pi, pd, n_threads, &cancel);
+            });
             return py::make_tuple(ids, dist);
           },
           py::arg("Q"), py::arg("k"), py::arg("ef"), py::arg("filter_ids"), py::arg("filter_mask"),
@@ -142,30 +213,24 @@ void register_hnsw(py::module_& m) {
              py::gil_scoped_release release;
              self.remove(p, n);
            })
-      .def("contains",
-           [](const HnswIndex& self, const CArray<index_t>& ids) {
-             py::array_t<bool> out(ids.size());
-             auto* po = out.mutable_data();
-             const index_t* pi = ids.data();
-             for (py::ssize_t i = 0; i < ids.size(); ++i) po[i] = self.contains(pi[i]);
-             return out;
-           })
-      .def("get_vectors",
-           [](const HnswIndex& self, const CArray<index_t>& ids) {
-             auto out = new_matrix<float>(ids.size(), self.dim());
-             self.get_vectors(ids.data(), ids.size(), out.mutable_data());
-             return out;
-           })
+      .def("contains", &contains_many<HnswIndex>)
+      .def("get_vectors", &vectors_of<HnswIndex>)
       .def("ids",
            [](const HnswIndex& self) {
-             const auto labels = self.live_labels();
-             py::array_t<index_t> out(static_cast<py::ssize_t>(labels.size()));
-             std::copy(labels.begin(), labels.end(), out.mutable_data());
-             return out;
+             std::vector<index_t> labels;
+             {
+               py::gil_scoped_release release;
+               labels = self.live_labels();
+             }
+             return id_array(labels);
            })
       .def("stats",
            [](const HnswIndex& self) {
-             const HnswStats st = self.stats();
+             HnswStats st;
+             {
+               py::gil_scoped_release release;
+               st = self.stats();
+             }
              py::dict d;
              d["size"] = st.size;
              d["slots"] = st.slots;
@@ -187,12 +252,7 @@ void register_hnsw(py::module_& m) {
              require(static_cast<bool>(out), "cannot open '", path, "' for writing");
              self.save(out);
            })
-      .def("to_bytes",
-           [](const HnswIndex& self) {
-             std::ostringstream out(std::ios::binary);
-             self.save(out);
-             return py::bytes(out.str());
-           })
+      .def("to_bytes", &index_bytes<HnswIndex>)
       .def_static("load",
                   [](const std::string& path) {
                     py::gil_scoped_release release;
@@ -246,12 +306,17 @@ void register_ann(py::module_& m) {
   m.def("knn", &knn<double>, py::arg("X"), py::arg("Q"), py::arg("k"), py::arg("metric"), py::arg("n_threads"));
 
   py::class_<ExactIndex>(m, "ExactIndex")
-      .def(py::init([](index_t dim, const std::string& metric) { return ExactIndex(dim, metric_from_string(metric)); }),
+      .def(py::init([](index_t dim, const std::string& metric) {
+             return std::make_unique<ExactIndex>(dim, metric_from_string(metric));
+           }),
            py::arg("dim"), py::arg("metric"))
       .def_property_readonly("dim", &ExactIndex::dim)
       .def_property_readonly("metric", [](const ExactIndex& self) { return std::string(metric_name(self.metric())); })
-      .def_property_readonly("next_label", &ExactIndex::next_label)
-      .def("__len__", &ExactIndex::size)
+      .def_property_readonly("next_label", [](const ExactIndex& self) {
+        py::gil_scoped_release release;
+        return self.next_label();
+      })
+      .def("__len__", &ExactIndex::size, py::call_guard<py::gil_scoped_release>())
       .def(
           "add",
           [](ExactIndex& self, const CArray<float>& X, py::object ids, int n_threads) {
@@ -275,38 +340,24 @@ void register_ann(py::module_& m) {
             check_matrix(Q, "Q", self.dim());
             require(k >= 1, "k must be >= 1, got ", k);
             const index_t nq = Q.shape(0);
-            auto ids = new_matrix<index_t>(nq, k);
-            auto dist = new_matrix<float>(nq, k);
+            auto [ids, dist] = search_result<float>(nq, k);
             const float* pq = Q.data();
             index_t* pi = ids.mutable_data();
             float* pd = dist.mutable_data();
-            {
-              py::gil_scoped_release release;
-              self.search(pq, nq, k, pi, pd, n_threads);
-            }
+            with_interrupts([&](Cancellation& cancel) { self.search(pq, nq, k, pi, pd, n_threads, &cancel); });
             return py::make_tuple(ids, dist);
           },
           py::arg("Q"), py::arg("k"), py::arg("n_threads"))
-      .def("contains",
-           [](const ExactIndex& self, const CArray<index_t>& ids) {
-             py::array_t<bool> out(ids.size());
-             auto* po = out.mutable_data();
-             const index_t* pi = ids.data();
-             for (py::ssize_t i = 0; i < ids.size(); ++i) po[i] = self.contains(pi[i]);
-             return out;
-           })
-      .def("get_vectors",
-           [](const ExactIndex& self, const CArray<index_t>& ids) {
-             auto out = new_matrix<float>(ids.size(), self.dim());
-             self.get_vectors(ids.data(), ids.size(), out.mutable_data());
-             return out;
-           })
+      .def("contains", &contains_many<ExactIndex>)
+      .def("get_vectors", &vectors_of<ExactIndex>)
       .def("ids",
            [](const ExactIndex& self) {
-             const auto& labels = self.labels();
-             py::array_t<index_t> out(static_cast<py::ssize_t>(labels.size()));
-             std::copy(labels.begin(), labels.end(), out.mutable_data());
-             return out;
+             std::vector<index_t> labels;
+             {
+               py::gil_scoped_release release;
+               labels = self.labels();
+             }
+             return id_array(labels);
            })
       .def("save",
            [](const ExactIndex& self, const std::string& path) {
@@ -315,12 +366,7 @@ void register_ann(py::module_& m) {
              require(static_cast<bool>(out), "cannot open '", path, "' for writing");
              self.save(out);
            })
-      .def("to_bytes",
-           [](const ExactIndex& self) {
-             std::ostringstream out(std::ios::binary);
-             self.save(out);
-             return py::bytes(out.str());
-           })
+      .def("to_bytes", &index_bytes<ExactIndex>)
       .def_static("load",
                   [](const std::string& path, int n_threads) {
                     py::gil_scoped_release release;
@@ -328,7 +374,8 @@ void register_ann(py::module_& m) {
                     return ExactIndex::load(buffer.data(), buffer.size(), "'" + path + "'", n_threads);
                   })
       .def_static("from_bytes", [](const py::bytes& data, int n_threads) {
-        const std::string_view view = data;
+        const std::string_view view = data;  // `data` stays alive for the call
+        py::gil_scoped_release release;
         return ExactIndex::load(view.data(), view.size(), "the byte string", n_threads);
       });
 }

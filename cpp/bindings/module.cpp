@@ -26,6 +26,8 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const rankfold::NonFiniteError& e) {
       PyErr_SetString(PyExc_FloatingPointError, e.what());
+    } catch (const rankfold::OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     } catch (const rankfold::Interrupted& e) {
       PyErr_SetString(PyExc_KeyboardInterrupt, e.what());
     } catch (const rankfold::Error& e) {

@@ -21,11 +21,15 @@
 #include <cstdint>
 #include <istream>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <ostream>
+#include <shared_mutex>
 #include <unordered_map>
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/interrupt.hpp"
 #include "../core/simd.hpp"
 #include "../core/threads.hpp"
 #include "../core/topk.hpp"
@@ -38,6 +42,9 @@ namespace rankfold {
 struct ExactSearchOptions {
   index_t query_block = 512;  // queries per GEMM block
   index_t base_block = 256;   // base vectors per GEMM block (a multiple of 32)
+  // Polled between base blocks (Ctrl-C from Python); a cancelled search
+  // throws Interrupted and leaves the output unspecified.
+  Cancellation* cancel = nullptr;
 };
 
 // |x|^2 accumulated in double. Plain code, not dispatched: every SIMD level
@@ -164,9 +171,18 @@ namespace detail {
 // ranking values of base rows [b_start, b_end) for queries [q0, q0 + nqb)
 // into tops[0 .. nqb). Ranking values are |x|^2 - 2<q,x> (L2) or -<q,x>;
 // the driver merges segments and converts them to reported distances.
+// Heaps and partial lists hold min(k, n) entries, whatever k: the places past
+// n are padding (-1, +inf), written at the end. block_fn polls `cancel`
+// (may be null) between base blocks and returns early once it is stopped.
 template <typename T, typename BlockFn>
 void run_blocked_search(index_t n, index_t nq, int k, bool l2, const T* query_sqnorms, index_t BQ, index_t BN,
-                        int threads, index_t* out_ids, T* out_dist, BlockFn&& block_fn) {
+                        int threads, index_t* out_ids, T* out_dist, Cancellation* cancel, BlockFn&& block_fn) {
+  const int kk = static_cast<int>(std::min<index_t>(k, std::max<index_t>(n, 0)));
+  if (kk == 0) {
+    std::fill(out_ids, out_ids + nq * k, index_t{-1});
+    std::fill(out_dist, out_dist + nq * k, std::numeric_limits<T>::infinity());
+    return;
+  }
   const index_t n_qblocks = (nq + BQ - 1) / BQ;
   const index_t n_bblocks = std::max<index_t>(1, (n + BN - 1) / BN);
   index_t n_segments = 1;
@@ -177,42 +193,46 @@ void run_blocked_search(index_t n, index_t nq, int k, bool l2, const T* query_sq
   std::vector<index_t> part_ids;
   std::vector<T> part_dist;
   if (n_segments > 1) {
-    part_ids.resize(static_cast<std::size_t>(n_segments * nq * k));
+    part_ids.resize(static_cast<std::size_t>(n_segments * nq * kk));
     part_dist.resize(part_ids.size());
   }
 
   parallel_for(0, n_qblocks * n_segments, threads, [&](index_t task) {
+    if (cancel != nullptr && cancel->poll()) return;
     const index_t qb = task / n_segments, seg = task % n_segments;
     const index_t q0 = qb * BQ, nqb = std::min(nq, q0 + BQ) - q0;
     const index_t b_start = std::min(n, seg * blocks_per_seg * BN);
     const index_t b_end = std::min(n, (seg + 1) * blocks_per_seg * BN);
-    std::vector<TopK<T>> tops(static_cast<std::size_t>(nqb), TopK<T>(k));
+    std::vector<TopK<T>> tops(static_cast<std::size_t>(nqb), TopK<T>(kk));
     if (b_start < b_end) block_fn(q0, nqb, b_start, b_end, tops.data());
     for (index_t qi = 0; qi < nqb; ++qi) {
       const index_t q = q0 + qi;
-      const std::size_t part = static_cast<std::size_t>((seg * nq + q) * k);
+      const std::size_t part = static_cast<std::size_t>((seg * nq + q) * kk);
       index_t* ids = n_segments > 1 ? &part_ids[part] : out_ids + q * k;
       T* dist = n_segments > 1 ? &part_dist[part] : out_dist + q * k;
       tops[static_cast<std::size_t>(qi)].write_sorted(ids, dist);
     }
   });
+  if (cancel != nullptr) cancel->throw_if_stopped("search interrupted");
 
   parallel_for(
       0, nq, threads,
       [&](index_t q) {
         if (n_segments > 1) {
-          TopK<T> top(k);
+          TopK<T> top(kk);
           for (index_t seg = 0; seg < n_segments; ++seg) {
-            const std::size_t off = static_cast<std::size_t>((seg * nq + q) * k);
-            for (int i = 0; i < k && part_ids[off + i] >= 0; ++i) top.push(part_dist[off + i], part_ids[off + i]);
+            const std::size_t off = static_cast<std::size_t>((seg * nq + q) * kk);
+            for (int i = 0; i < kk && part_ids[off + i] >= 0; ++i) top.push(part_dist[off + i], part_ids[off + i]);
           }
           top.write_sorted(out_ids + q * k, out_dist + q * k);
         }
         T* dist = out_dist + q * k;
-        for (int i = 0; i < k; ++i) {
+        for (int i = 0; i < kk; ++i) {
           if (out_ids[q * k + i] < 0) continue;
           dist[i] = l2 ? std::max<T>(0, dist[i] + query_sqnorms[q]) : 1 + dist[i];
         }
+        std::fill(out_ids + q * k + kk, out_ids + (q + 1) * k, index_t{-1});
+        std::fill(dist + kk, dist + k, std::numeric_limits<T>::infinity());
       },
       64);
 }
@@ -238,11 +258,12 @@ void exact_search(const T* base, index_t n, index_t d, const T* base_sqnorms, co
   if (l2) row_sqnorms(queries, nq, d, query_sqnorms.data(), threads);
   const index_t BN = opt.base_block;
   detail::run_blocked_search<T>(
-      n, nq, k, l2, query_sqnorms.data(), opt.query_block, BN, threads, out_ids, out_dist,
+      n, nq, k, l2, query_sqnorms.data(), opt.query_block, BN, threads, out_ids, out_dist, opt.cancel,
       [&](index_t q0, index_t nqb, index_t b_start, index_t b_end, TopK<T>* tops) {
         RowMatrix<T> scratch(nqb, std::min(BN, b_end - b_start));
         const auto Q = row_view(queries + q0 * d, nqb, d);
         for (index_t b0 = b_start; b0 < b_end; b0 += BN) {
+          if (opt.cancel != nullptr && opt.cancel->poll()) return;
           const index_t nb = std::min(BN, b_end - b0);
           auto S = scratch.leftCols(nb);
           S.noalias() = Q * row_view(base + b0 * d, nb, d).transpose();
@@ -513,7 +534,8 @@ inline index_t packed_query_block(index_t nq, int rows, int threads, index_t max
 // one L2-sized block of base vectors after another.
 template <typename Tile>
 void search_packed_with(const PackedVectors& base, const index_t* labels, const float* queries, index_t nq, int k,
-                        bool l2, const float* query_sqnorms, index_t* out_ids, float* out_dist, int threads) {
+                        bool l2, const float* query_sqnorms, index_t* out_ids, float* out_dist, int threads,
+                        Cancellation* cancel) {
   constexpr int kRows = Tile::kRows;
   constexpr index_t kCols = Tile::kCols;
   const index_t d = base.dim(), n = base.size();
@@ -521,7 +543,7 @@ void search_packed_with(const PackedVectors& base, const index_t* labels, const 
   const index_t BN = packed_base_block(d);
   const float scale = l2 ? 2.f : 1.f;
   run_blocked_search<float>(
-      n, nq, k, l2, query_sqnorms, BQ, BN, threads, out_ids, out_dist,
+      n, nq, k, l2, query_sqnorms, BQ, BN, threads, out_ids, out_dist, cancel,
       [&](index_t q0, index_t nqb, index_t b_start, index_t b_end, TopK<float>* tops) {
         const index_t n_tiles = (nqb + kRows - 1) / kRows;
         std::vector<float> qpack(static_cast<std::size_t>(n_tiles * kRows * d));
@@ -532,6 +554,7 @@ void search_packed_with(const PackedVectors& base, const index_t* labels, const 
                                  qpack.data() + r0 * d);
         }
         for (index_t c0 = b_start; c0 < b_end; c0 += BN) {
+          if (cancel != nullptr && cancel->poll()) return;
           const index_t c1 = std::min(b_end, c0 + BN);
           for (index_t t = 0; t < n_tiles; ++t) {
             const index_t r0 = t * kRows;
@@ -551,9 +574,10 @@ void search_packed_with(const PackedVectors& base, const index_t* labels, const 
 // Exact search over packed float32 vectors with the fused kernel of the
 // active SIMD level: no score matrix is written to memory, each tile's scores
 // go from registers straight into the top-k filter. Same conventions as
-// exact_search.
+// exact_search (`cancel`: see ExactSearchOptions).
 inline void exact_search_packed(const PackedVectors& base, const index_t* labels, const float* queries, index_t nq,
-                                int k, Metric metric, index_t* out_ids, float* out_dist, int n_threads) {
+                                int k, Metric metric, index_t* out_ids, float* out_dist, int n_threads,
+                                Cancellation* cancel = nullptr) {
   require(k >= 1, "k must be >= 1, got ", k);
   require(base.l2() == (metric == Metric::L2), "packed vectors were built for another metric");
   if (nq == 0) return;
@@ -566,56 +590,85 @@ inline void exact_search_packed(const PackedVectors& base, const index_t* labels
 #if defined(RANKFOLD_X86)
     case simd::Level::AVX512:
       return detail::search_packed_with<detail::TileAvx512>(base, labels, queries, nq, k, l2, query_sqnorms.data(),
-                                                            out_ids, out_dist, threads);
+                                                            out_ids, out_dist, threads, cancel);
     case simd::Level::AVX2:
       return detail::search_packed_with<detail::TileAvx2>(base, labels, queries, nq, k, l2, query_sqnorms.data(),
-                                                          out_ids, out_dist, threads);
+                                                          out_ids, out_dist, threads, cancel);
 #endif
     default:
       return detail::search_packed_with<detail::TileGeneric>(base, labels, queries, nq, k, l2, query_sqnorms.data(),
-                                                             out_ids, out_dist, threads);
+                                                             out_ids, out_dist, threads, cancel);
   }
 }
 
 // A flat index: stores float32 vectors (packed for the fused kernel) and
 // searches them exactly.
+//
+// Concurrency: one reader-writer lock per index, taken once for the whole
+// call. search, get_vectors, contains, labels, size, next_label and save take
+// it shared (any number run together); add takes it exclusively (it waits for
+// running readers, and readers wait for it; two adds run one after the other).
 class ExactIndex {
  public:
   ExactIndex(index_t dim, Metric metric) : dim_(dim), metric_(metric), packed_(dim, metric == Metric::L2) {
-    require(dim >= 1, "dim must be >= 1, got ", dim);
+    require(dim >= 1 && dim <= (1 << 24), "dim must be in [1, 2^24], got ", dim);
   }
+
+  ExactIndex(const ExactIndex&) = delete;
+  ExactIndex& operator=(const ExactIndex&) = delete;
 
   index_t dim() const { return dim_; }
   Metric metric() const { return metric_; }
-  index_t size() const { return static_cast<index_t>(labels_.size()); }
-  const std::vector<index_t>& labels() const { return labels_; }
-  index_t next_label() const { return next_label_; }
-  const PackedVectors& packed() const { return packed_; }
+  index_t size() const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    return static_cast<index_t>(labels_.size());
+  }
+  // The ids in insertion order (a copy: the index may change afterwards).
+  std::vector<index_t> labels() const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    return labels_;
+  }
+  index_t next_label() const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    return next_label_;
+  }
 
-  bool contains(index_t label) const { return row_of_.count(label) > 0; }
+  bool contains(index_t label) const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    return row_of_.count(label) > 0;
+  }
+  // out[i] = whether labels[i] is in the index, all under one lock.
+  void contains(const index_t* labels, index_t n, bool* out) const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    for (index_t i = 0; i < n; ++i) out[i] = row_of_.count(labels[i]) > 0;
+  }
 
   // Adds n vectors (row-major n x dim). labels == nullptr assigns
   // next_label(), next_label()+1, ... Labels must be new and unique.
   // On error the index is unchanged.
   void add(const float* X, index_t n, const index_t* labels, int n_threads) {
     require(n >= 0, "number of vectors must be >= 0");
-    std::vector<index_t> new_labels(static_cast<std::size_t>(n));
-    std::unordered_map<index_t, index_t> seen;
-    for (index_t i = 0; i < n; ++i) {
-      const index_t lab = labels ? labels[i] : next_label_ + i;
-      require(lab >= 0, "ids must be >= 0, got ", lab);
-      require(!contains(lab), "ids: id ", lab, " is already in the index");
-      require(seen.emplace(lab, i).second, "ids: id ", lab, " appears twice in this batch");
-      new_labels[static_cast<std::size_t>(i)] = lab;
-    }
+    // Normalising needs no lock: readers keep running meanwhile.
     std::vector<float> normalized;
-    if (metric_ == Metric::Cosine) {
+    if (metric_ == Metric::Cosine && n > 0) {
       normalized.assign(X, X + n * dim_);
       normalize_rows(normalized.data(), n, dim_, n_threads);
       X = normalized.data();
     }
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    require(labels != nullptr || next_label_ <= std::numeric_limits<index_t>::max() - n,
+            "ids: the default ids would pass 2^63 - 1; pass ids explicitly");
+    std::vector<index_t> new_labels(static_cast<std::size_t>(n));
+    std::unordered_map<index_t, index_t> seen;
+    for (index_t i = 0; i < n; ++i) {
+      const index_t lab = labels ? labels[i] : next_label_ + i;
+      require(lab >= 0 && lab < std::numeric_limits<index_t>::max(), "ids must be >= 0 and < 2^63 - 1, got ", lab);
+      require(row_of_.count(lab) == 0, "ids: id ", lab, " is already in the index");
+      require(seen.emplace(lab, i).second, "ids: id ", lab, " appears twice in this batch");
+      new_labels[static_cast<std::size_t>(i)] = lab;
+    }
     packed_.append(X, n, n_threads);
-    const index_t old = size();
+    const index_t old = static_cast<index_t>(labels_.size());
     for (index_t i = 0; i < n; ++i) {
       const index_t lab = new_labels[static_cast<std::size_t>(i)];
       labels_.push_back(lab);
@@ -624,7 +677,11 @@ class ExactIndex {
     }
   }
 
-  void search(const float* Q, index_t nq, int k, index_t* out_ids, float* out_dist, int n_threads) const {
+  // nq x k ids and distances, padded with (-1, +inf) past size(). `cancel`
+  // (optional) is polled between blocks; a cancelled search throws
+  // Interrupted.
+  void search(const float* Q, index_t nq, int k, index_t* out_ids, float* out_dist, int n_threads,
+              Cancellation* cancel = nullptr) const {
     const float* queries = Q;
     std::vector<float> normalized;
     if (metric_ == Metric::Cosine) {
@@ -632,11 +689,13 @@ class ExactIndex {
       normalize_rows(normalized.data(), nq, dim_, n_threads, "Q");
       queries = normalized.data();
     }
-    exact_search_packed(packed_, labels_.data(), queries, nq, k, metric_, out_ids, out_dist, n_threads);
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    exact_search_packed(packed_, labels_.data(), queries, nq, k, metric_, out_ids, out_dist, n_threads, cancel);
   }
 
   // Copies the stored vectors of `labels` (n x dim); unknown labels throw.
   void get_vectors(const index_t* labels, index_t n, float* out) const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
     for (index_t i = 0; i < n; ++i) {
       auto it = row_of_.find(labels[i]);
       require(it != row_of_.end(), "ids: id ", labels[i], " is not in the index");
@@ -644,26 +703,26 @@ class ExactIndex {
     }
   }
 
-  std::uint64_t payload_size() const {
-    return 8 * 4 + static_cast<std::uint64_t>(size()) * (8 + 4 * dim_);
-  }
-
+  // A consistent snapshot: the whole file is written under one shared lock.
   void save(std::ostream& out) const {
-    io::Writer w(out, io::IndexKind::Exact, payload_size());
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    const index_t n = static_cast<index_t>(labels_.size());
+    io::Writer w(out, io::IndexKind::Exact, 8 * 4 + static_cast<std::uint64_t>(n) * (8 + 4 * dim_));
     w.value<std::int64_t>(dim_);
     w.value<std::int64_t>(static_cast<std::int64_t>(metric_));
-    w.value<std::int64_t>(size());
+    w.value<std::int64_t>(n);
     w.value<std::int64_t>(next_label_);
     w.array(labels_.data(), labels_.size());
     std::vector<float> row(static_cast<std::size_t>(dim_));
-    for (index_t i = 0; i < size(); ++i) {
+    for (index_t i = 0; i < n; ++i) {
       packed_.row(i, row.data());
       w.array(row.data(), row.size());
     }
     w.finish();
   }
 
-  static ExactIndex load(const char* data, std::size_t size, const std::string& what, int n_threads) {
+  static std::unique_ptr<ExactIndex> load(const char* data, std::size_t size, const std::string& what,
+                                          int n_threads) {
     io::Reader r(data, size, io::IndexKind::Exact, what);
     const auto dim = r.value<std::int64_t>();
     const auto metric = r.value<std::int64_t>();
@@ -673,7 +732,7 @@ class ExactIndex {
                          " is corrupted (invalid header fields)");
     require<FormatError>(static_cast<std::uint64_t>(n) <= r.remaining() / (8 + 4 * static_cast<std::uint64_t>(dim)),
                          what, " is corrupted (counts do not match the size)");
-    ExactIndex index(dim, static_cast<Metric>(metric));
+    auto index = std::make_unique<ExactIndex>(dim, static_cast<Metric>(metric));
     std::vector<index_t> labels(static_cast<std::size_t>(n));
     r.array(labels.data(), labels.size());
     const float* vectors = r.view<float>(static_cast<std::size_t>(n * dim));
@@ -681,14 +740,14 @@ class ExactIndex {
     for (index_t i = 0; i < n; ++i) {
       const index_t lab = labels[static_cast<std::size_t>(i)];
       require<FormatError>(lab >= 0 && lab < next, what, " is corrupted (bad id)");
-      require<FormatError>(index.row_of_.emplace(lab, i).second, what, " is corrupted (duplicate id)");
+      require<FormatError>(index->row_of_.emplace(lab, i).second, what, " is corrupted (duplicate id)");
     }
     // The payload is only 4-byte aligned by chance: copy rows out before packing.
     std::vector<float> rows(static_cast<std::size_t>(n * dim));
-    std::memcpy(rows.data(), vectors, rows.size() * sizeof(float));
-    index.packed_.append(rows.data(), n, n_threads);
-    index.labels_ = std::move(labels);
-    index.next_label_ = next;
+    if (!rows.empty()) std::memcpy(rows.data(), vectors, rows.size() * sizeof(float));
+    index->packed_.append(rows.data(), n, n_threads);
+    index->labels_ = std::move(labels);
+    index->next_label_ = next;
     return index;
   }
 
@@ -699,6 +758,7 @@ class ExactIndex {
   std::vector<index_t> labels_;
   std::unordered_map<index_t, index_t> row_of_;
   index_t next_label_ = 0;
+  mutable std::shared_mutex mutex_;
 };
 
 }  // namespace rankfold

@@ -36,13 +36,22 @@
 // never returned, and its slot is reused by a later add (the new vector is
 // re-inserted into the graph in that slot, keeping the slot's level).
 //
-// Concurrency. Any number of concurrent searches are safe (shared lock); add and
-// remove take the lock exclusively, so they wait for running searches and
-// searches wait for them: add-vs-search is safe, serialised.
+// Concurrency. One reader-writer lock per index, taken once for the whole
+// public call. search (its filter is resolved inside the same call),
+// get_vectors, contains, live_labels, size, capacity, next_label, stats and
+// save take it shared: any number run at once. add, remove and reserve take it
+// exclusively: they wait for running readers, readers wait for them, and two
+// writers run one after the other. ef is an atomic setting.
+//
+// Interrupts. add inserts in batches of about 20 ms of work and polls its
+// Cancellation between them; every batch leaves the bookkeeping (live count,
+// id map, entry point) complete, so an interrupted add keeps the vectors of the
+// batches done before it. search polls between chunks of queries.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -62,6 +71,8 @@
 #endif
 
 #include "../core/error.hpp"
+#include "../core/interrupt.hpp"
+#include "../core/memory.hpp"
 #include "../core/rng.hpp"
 #include "../core/threads.hpp"
 #include "../core/topk.hpp"
@@ -236,6 +247,17 @@ struct AlignedFree {
 
 }  // namespace hnsw_detail
 
+// The optional filter of a search: allowed ids (ids not in the index are
+// ignored) or a boolean mask over ids [0, n_mask). Resolved to per-slot flags
+// inside the search call, under its lock.
+struct HnswFilter {
+  const index_t* ids = nullptr;
+  index_t n_ids = 0;
+  const std::uint8_t* mask = nullptr;
+  index_t n_mask = 0;
+  bool use_mask = false;
+};
+
 struct HnswStats {
   index_t size = 0, slots = 0, capacity = 0, removed = 0;
   int max_level = -1;
@@ -254,7 +276,8 @@ class HnswIndex {
       : dim_(dim), metric_(metric), M_(M), M0_(2 * M), ef_construction_(ef_construction), rng_(seed), seed_(seed) {
     require(dim >= 1 && dim <= (1 << 24), "dim must be in [1, 2^24], got ", dim);
     require(M >= 2 && M <= 1024, "M must be in [2, 1024], got ", M);
-    require(ef_construction >= 1, "ef_construction must be >= 1, got ", ef_construction);
+    require(ef_construction >= 1 && ef_construction <= kMaxEfConstruction, "ef_construction must be in [1, 2^20], got ",
+            ef_construction);
     level_mult_ = 1.0 / std::log(static_cast<double>(M));
     const std::size_t raw = sizeof(float) * static_cast<std::size_t>(dim) + sizeof(slot_t) * (1 + static_cast<std::size_t>(M0_));
     stride_ = (raw + 63) / 64 * 64;
@@ -276,9 +299,18 @@ class HnswIndex {
     require(ef >= 1, "ef must be >= 1, got ", ef);
     ef_.store(ef, std::memory_order_relaxed);
   }
-  index_t size() const { return live_; }
-  index_t capacity() const { return static_cast<index_t>(capacity_); }
-  index_t next_label() const { return next_label_; }
+  index_t size() const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    return live_;
+  }
+  index_t capacity() const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    return static_cast<index_t>(capacity_);
+  }
+  index_t next_label() const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    return next_label_;
+  }
 
   void reserve(index_t n) {
     std::unique_lock<std::shared_mutex> lock(mutex_);
@@ -288,6 +320,11 @@ class HnswIndex {
   bool contains(index_t label) const {
     std::shared_lock<std::shared_mutex> lock(mutex_);
     return slot_of_.count(label) > 0;
+  }
+  // out[i] = whether labels[i] is live, all under one lock.
+  void contains(const index_t* labels, index_t n, bool* out) const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    for (index_t i = 0; i < n; ++i) out[i] = slot_of_.count(labels[i]) > 0;
   }
 
   std::vector<index_t> live_labels() const {
@@ -302,11 +339,15 @@ class HnswIndex {
   // ------------------------------------------------------------------ add
   // Adds n vectors (row-major n x dim); labels == nullptr assigns
   // next_label(), next_label()+1, ... Labels must be >= 0, new and unique.
-  void add(const float* X, index_t n, const index_t* labels, int n_threads) {
+  // `cancel` (optional) is polled between insertion batches: a cancelled add
+  // throws Interrupted and keeps the vectors of the batches already done.
+  void add(const float* X, index_t n, const index_t* labels, int n_threads, Cancellation* cancel = nullptr) {
     require(n >= 0, "number of vectors must be >= 0");
     if (n == 0) return;
     std::unique_lock<std::shared_mutex> lock(mutex_);
     // Validate everything before changing anything.
+    require(labels != nullptr || next_label_ <= std::numeric_limits<index_t>::max() - n,
+            "ids: the default ids would pass 2^63 - 1; pass ids explicitly");
     std::vector<index_t> new_labels(static_cast<std::size_t>(n));
     for (index_t i = 0; i < n; ++i) {
       const index_t lab = labels ? labels[i] : next_label_ + i;
@@ -333,6 +374,34 @@ class HnswIndex {
     require(static_cast<std::uint64_t>(n_slots_) + static_cast<std::uint64_t>(n) < static_cast<std::uint64_t>(kNone) / 2,
             "the index cannot hold more than 2^31 vectors");
 
+    // Room for the whole call at once; the batches below never grow.
+    const std::size_t fresh_total = static_cast<std::size_t>(n) - std::min(free_slots_.size(), static_cast<std::size_t>(n));
+    if (n_slots_ + fresh_total > capacity_) grow(std::max(n_slots_ + fresh_total, capacity_ + capacity_ / 2));
+
+    // Batches sized to about kBatchTime of work (measured on the previous
+    // batch), so that Ctrl-C is seen quickly whatever the dimension, M or
+    // ef_construction; with one thread the insertion order, and so the graph,
+    // is the same as in one batch.
+    using clock = std::chrono::steady_clock;
+    const int threads = resolve_threads(n_threads);
+    index_t batch = 16 * static_cast<index_t>(threads);
+    for (index_t b0 = 0; b0 < n;) {
+      const index_t nb = std::min(batch, n - b0);
+      const auto t0 = clock::now();
+      add_batch(X + b0 * dim_, new_labels.data() + b0, nb, threads);
+      b0 += nb;
+      const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+      const double per_vector = std::max(seconds, 1e-6) / static_cast<double>(nb);
+      batch = static_cast<index_t>(std::clamp(kBatchTime / per_vector, 16.0, 65536.0));
+      if (cancel != nullptr && b0 < n) cancel->check("add interrupted");
+    }
+  }
+
+ private:
+  static constexpr double kBatchTime = 0.02;  // seconds of insertion work between interrupt polls
+
+  // Inserts n validated vectors with their labels (one batch of add).
+  void add_batch(const float* X, const index_t* new_labels, index_t n, int n_threads) {
     // Slots: reuse removed ones first, then new ones.
     const std::size_t reuse = std::min(free_slots_.size(), static_cast<std::size_t>(n));
     const std::size_t fresh = static_cast<std::size_t>(n) - reuse;
@@ -394,6 +463,7 @@ class HnswIndex {
     }
   }
 
+ public:
   // ------------------------------------------------------------------ remove
   // Marks labels removed; unknown labels throw before anything changes.
   void remove(const index_t* labels, index_t n) {
@@ -420,15 +490,25 @@ class HnswIndex {
   // ------------------------------------------------------------------ search
   // For each of nq queries, the k nearest live vectors: ids and distances
   // (l2: squared Euclidean, ip/cosine: 1 - <q, x>), padded with (-1, inf).
-  // `allowed` (optional, one byte per slot, see allowed_from_*) restricts the
-  // results. ef <= 0 uses the index's ef; the effective ef is max(ef, k).
-  void search(const float* Q, index_t nq, int k, int ef, const std::vector<std::uint8_t>* allowed, index_t* out_ids,
-              float* out_dist, int n_threads) const {
+  // `filter` (optional) restricts the results. ef <= 0 uses the index's ef;
+  // the effective ef is max(ef, k). Candidate lists and heaps never hold more
+  // than the index's slots, whatever k and ef: the places past the live count
+  // are padding. `cancel` (optional) is polled between chunks of queries; a
+  // cancelled search throws Interrupted and leaves the output unspecified.
+  void search(const float* Q, index_t nq, int k, int ef, const HnswFilter* filter, index_t* out_ids,
+              float* out_dist, int n_threads, Cancellation* cancel = nullptr) const {
     require(k >= 1, "k must be >= 1, got ", k);
     std::shared_lock<std::shared_mutex> lock(mutex_);
+    // The filter is resolved under the lock of this call: the slots it names
+    // are those the search walks.
+    std::vector<std::uint8_t> allowed;
+    if (filter != nullptr) {
+      allowed = filter->use_mask ? allowed_from_mask(filter->mask, filter->n_mask)
+                                 : allowed_from_labels(filter->ids, filter->n_ids);
+    }
     // The candidate list never holds more than all nodes.
     const int ef_eff = static_cast<int>(std::min<std::int64_t>(std::max(ef > 0 ? ef : this->ef(), k),
-                                                               std::max<std::int64_t>(static_cast<std::int64_t>(n_slots_), k)));
+                                                               std::max<std::int64_t>(static_cast<std::int64_t>(n_slots_), 1)));
     std::vector<float> normalized;
     if (metric_ == Metric::Cosine && nq > 0) {
       normalized.assign(Q, Q + nq * dim_);
@@ -439,17 +519,18 @@ class HnswIndex {
       pad(out_ids, out_dist, nq * k);
       return;
     }
-    const std::uint8_t* allow = allowed ? allowed->data() : nullptr;
+    // live_ > 0, so there are slots and a filter's flags are not empty.
+    const std::uint8_t* allow = filter != nullptr ? allowed.data() : nullptr;
     if (allow) {
       std::size_t n_allowed = 0;
       for (std::size_t s = 0; s < n_slots_; ++s) n_allowed += allow[s] && !deleted_[s];
-      if (static_cast<double>(n_allowed) < exact_filter_threshold(ef_eff)) {
-        exact_over(allow, n_allowed, Q, nq, k, out_ids, out_dist, n_threads);
+      if (static_cast<double>(n_allowed) < threshold_for(ef_eff)) {
+        exact_over(allow, n_allowed, Q, nq, k, out_ids, out_dist, n_threads, cancel);
         return;
       }
     } else if (removed_ > 0) {
-      if (static_cast<double>(live_) < exact_filter_threshold(ef_eff)) {
-        exact_over(nullptr, static_cast<std::size_t>(live_), Q, nq, k, out_ids, out_dist, n_threads);
+      if (static_cast<double>(live_) < threshold_for(ef_eff)) {
+        exact_over(nullptr, static_cast<std::size_t>(live_), Q, nq, k, out_ids, out_dist, n_threads, cancel);
         return;
       }
     }
@@ -467,6 +548,7 @@ class HnswIndex {
         ~Release() { self->release_scratch(std::move(s)); }
       } release{this, scratch};
       for (;;) {
+        if (cancel != nullptr && cancel->poll()) break;
         const index_t lo = next_query.fetch_add(chunk, std::memory_order_relaxed);
         if (lo >= nq) break;
         const index_t hi = std::min(nq, lo + chunk);
@@ -478,6 +560,7 @@ class HnswIndex {
         }
       }
     });
+    if (cancel != nullptr) cancel->throw_if_stopped("search interrupted");
   }
 
   // Below this many admissible items a filtered search scans them exactly:
@@ -486,12 +569,19 @@ class HnswIndex {
   // distance per admissible item, so the scan wins when
   // n_allowed < sqrt(30 * ef * n_live).
   double exact_filter_threshold(int ef) const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    return threshold_for(ef);
+  }
+
+ private:
+  // exact_filter_threshold with the lock held.
+  double threshold_for(int ef) const {
     return std::sqrt(30.0 * static_cast<double>(ef) * static_cast<double>(std::max<index_t>(live_, 1)));
   }
 
   // Per-slot admissible flags from a list of labels (unknown labels ignored).
+  // With the lock held.
   std::vector<std::uint8_t> allowed_from_labels(const index_t* labels, index_t n) const {
-    std::shared_lock<std::shared_mutex> lock(mutex_);
     std::vector<std::uint8_t> allow(n_slots_, 0);
     for (index_t i = 0; i < n; ++i) {
       auto it = slot_of_.find(labels[i]);
@@ -500,9 +590,9 @@ class HnswIndex {
     return allow;
   }
 
-  // Per-slot admissible flags from a boolean mask over labels [0, n).
+  // Per-slot admissible flags from a boolean mask over labels [0, n). With
+  // the lock held.
   std::vector<std::uint8_t> allowed_from_mask(const std::uint8_t* mask, index_t n) const {
-    std::shared_lock<std::shared_mutex> lock(mutex_);
     require(n >= next_label_, "filter: a boolean mask must have one entry per id, i.e. length >= ", next_label_,
             " (largest id + 1), got ", n);
     std::vector<std::uint8_t> allow(n_slots_, 0);
@@ -510,6 +600,7 @@ class HnswIndex {
     return allow;
   }
 
+ public:
   void get_vectors(const index_t* labels, index_t n, float* out) const {
     std::shared_lock<std::shared_mutex> lock(mutex_);
     for (index_t i = 0; i < n; ++i) {
@@ -593,8 +684,10 @@ class HnswIndex {
     const auto seed = r.value<std::uint64_t>();
     const auto counter = r.value<std::uint64_t>();
     auto bad = [&](bool cond, const char* why) { require<FormatError>(cond, what, " is corrupted (", why, ")"); };
+    // Every field that sizes an allocation is bounded as the constructor and
+    // the Python setters bound it.
     bad(dim >= 1 && dim <= (1 << 24) && metric >= 0 && metric <= 2 && M >= 2 && M <= 1024 && efc >= 1 &&
-            ef >= 1 && ef <= (1 << 30),
+            efc <= kMaxEfConstruction && ef >= 1 && ef <= (1 << 30),
         "invalid header fields");
     bad(n_slots >= 0 && n_slots < (1LL << 31) && live >= 0 && live <= n_slots && next >= 0, "invalid counts");
     auto index = std::make_unique<HnswIndex>(dim, static_cast<Metric>(metric), static_cast<int>(M),
@@ -666,6 +759,7 @@ class HnswIndex {
 
  private:
   static constexpr int kMaxLevel = 30;
+  static constexpr std::int64_t kMaxEfConstruction = std::int64_t{1} << 20;
 
   // --------------------------------------------------------------- storage
   char* block(slot_t s) const { return blocks_.get() + static_cast<std::size_t>(s) * stride_; }
@@ -680,6 +774,9 @@ class HnswIndex {
 
   void grow(std::size_t cap) {
     if (cap <= capacity_) return;
+    // Blocks, side arrays, the per-slot lock and the id map's buckets.
+    require_fits_in_memory(saturating_mul(static_cast<std::uint64_t>(cap), static_cast<std::uint64_t>(stride_ + 32)),
+                           "an HNSW index of capacity ", cap);
     // Large graphs live on transparent huge pages where the kernel allows it
     // (madvise mode): a search jumps between random nodes, and 2 MB pages
     // remove most of the TLB misses of those jumps.
@@ -918,11 +1015,14 @@ class HnswIndex {
       }
       pad(out_ids + n, out_dist + n, k - n);
     } else {
-      TopK<float> top(k);
+      // The filtered search keeps at most ef results: no larger heap.
+      const int kk = std::min(k, ef);
+      TopK<float> top(kk);
       search_level_filtered<Dist>(q, ep, d_ep, ef, allow, sc, top);
       top.write_sorted(out_ids, out_dist);
-      for (int i = 0; i < k; ++i)
+      for (int i = 0; i < kk; ++i)
         if (out_ids[i] >= 0) out_dist[i] = clean(out_dist[i]);
+      pad(out_ids + kk, out_dist + kk, k - kk);
     }
   }
 
@@ -932,7 +1032,7 @@ class HnswIndex {
 
   // Exact scan over the admissible live slots (allow == nullptr: all live).
   void exact_over(const std::uint8_t* allow, std::size_t n_allowed, const float* Q, index_t nq, int k, index_t* out_ids,
-                  float* out_dist, int n_threads) const {
+                  float* out_dist, int n_threads, Cancellation* cancel) const {
     std::vector<float> base(n_allowed * static_cast<std::size_t>(dim_));
     std::vector<index_t> labels(n_allowed);
     std::size_t j = 0;
@@ -948,8 +1048,10 @@ class HnswIndex {
       row_sqnorms(base.data(), n, dim_, norms.data(), n_threads);
     }
     // Inner-product metrics report 1 - <q, x>, as exact_search does.
+    ExactSearchOptions opt;
+    opt.cancel = cancel;
     exact_search<float>(base.data(), n, dim_, norms.data(), labels.data(), Q, nq, k,
-                        metric_ == Metric::L2 ? Metric::L2 : Metric::InnerProduct, out_ids, out_dist, n_threads);
+                        metric_ == Metric::L2 ? Metric::L2 : Metric::InnerProduct, out_ids, out_dist, n_threads, opt);
   }
 
   // --------------------------------------------------------------- insertion

@@ -3,6 +3,7 @@
 // Every precondition a kernel checks throws one of these; the Python bindings
 // translate them (InvalidArgument -> ValueError, TypeMismatch -> TypeError,
 // FormatError -> ValueError, NonFiniteError -> FloatingPointError,
+// OutOfMemory -> MemoryError,
 // Interrupted (core/interrupt.hpp) -> KeyboardInterrupt, anything
 // else -> RuntimeError). Nothing aborts.
 #pragma once
@@ -47,6 +48,13 @@ class NumericalError : public Error {
 class NonFiniteError : public NumericalError {
  public:
   using NumericalError::NumericalError;
+};
+
+// A requested result or structure cannot fit in this machine's memory; raised
+// before allocating, with the size asked for. Python: MemoryError.
+class OutOfMemory : public Error {
+ public:
+  using Error::Error;
 };
 
 namespace detail {

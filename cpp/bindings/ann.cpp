@@ -206,12 +206,18 @@ void register_hnsw(py::module_& m) {
           },
           py::arg("Q"), py::arg("k"), py::arg("ef"), py::arg("filter_ids"), py::arg("filter_mask"),
           py::arg("n_threads"))
-      .def("remove",
-           [](HnswIndex& self, const CArray<index_t>& ids) {
-             const index_t* p = ids.data();
-             const index_t n = ids.size();
+      .def(
+          "remove",
+          [](HnswIndex& self, const CArray<index_t>& ids, int n_threads) {
+            const index_t* p = ids.data();
+            const index_t n = ids.size();
+            with_interrupts([&](Cancellation& cancel) { self.remove(p, n, n_threads, cancel); });
+          },
+          py::arg("ids"), py::arg("n_threads"))
+      .def("compact",
+           [](HnswIndex& self) {
              py::gil_scoped_release release;
-             self.remove(p, n);
+             self.compact();
            })
       .def("contains", &contains_many<HnswIndex>)
       .def("get_vectors", &vectors_of<HnswIndex>)

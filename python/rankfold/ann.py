@@ -200,8 +200,13 @@ class HNSWIndex(_IndexBase):
       allowed live items are fewer than ``sqrt(30 * ef * len(index))`` (for
       example about 17,000 of 200,000 items at ef=50, i.e. 8.7 % selectivity),
       the search instead scans them exactly, so recall is 1 there.
-    * ``remove(ids)`` leaves tombstones: removed items are never returned,
-      and later ``add`` calls reuse their slots.
+    * ``remove(ids)`` unlinks the items from the graph: every neighbour list
+      that pointed to a removed item is rebuilt from the surviving neighbours
+      and those of the removed item, so recall after many rounds of removals
+      and additions stays close to that of a fresh build. Later ``add`` calls
+      reuse the freed slots; ``compact()`` drops them and returns their memory.
+      Each ``remove`` call scans all neighbour lists once: remove in batches
+      rather than one id per call on large indexes.
     * Thread safety: any number of threads may call ``search`` concurrently.
       ``add`` and ``remove`` lock the index exclusively: concurrent with
       searches they are safe, and run one at a time (each waits for the other).
@@ -311,15 +316,27 @@ class HNSWIndex(_IndexBase):
                 f"filter must be an array of allowed ids (integers) or a boolean mask, got dtype {arr.dtype}")
         return check_ids(arr, "filter", unique=False), None
 
-    def remove(self, ids: Any) -> "HNSWIndex":
-        """Remove items: they are never returned again; their slots are reused
-        by later adds. Unknown ids raise ValueError (nothing is removed then)."""
-        self._impl.remove(check_ids(ids, "ids"))
+    def remove(self, ids: Any, n_threads: Optional[int] = None) -> "HNSWIndex":
+        """Remove items: they are never returned again, the neighbour lists that
+        pointed to them are repaired (in parallel, GIL released), and their slots
+        are reused by later adds. Unknown or repeated ids raise ValueError, and
+        Ctrl-C raises KeyboardInterrupt; nothing is removed then."""
+        self._impl.remove(check_ids(ids, "ids"), self._threads(n_threads))
+        return self
+
+    def compact(self) -> "HNSWIndex":
+        """Drop the slots of removed items: the live items are renumbered
+        internally (ids, vectors and search results unchanged) into storage
+        sized for them, and the memory of the removed ones is released (see
+        ``stats()["memory_bytes"]`` before and after). Takes the index's lock
+        exclusively, like ``add`` and ``remove``."""
+        self._impl.compact()
         return self
 
     def stats(self) -> dict:
-        """Graph facts: size, removed, max_level, nodes_per_level, mean_degree0
-        (mean level-0 degree), memory_bytes and bytes_per_vector."""
+        """Graph facts: size, removed (freed slots, reused by ``add`` or dropped
+        by ``compact``), slots, capacity, max_level, nodes_per_level,
+        mean_degree0 (mean level-0 degree), memory_bytes and bytes_per_vector."""
         return dict(self._impl.stats())
 
     @classmethod

@@ -13,6 +13,7 @@ must still give a working index.
 from __future__ import annotations
 
 import os
+import pickle
 import struct
 import tempfile
 import warnings
@@ -92,9 +93,15 @@ def _check_result(index, ids: np.ndarray, dist: np.ndarray, k: int, live: set) -
 
 def exercise(index, seed: int, blob: bytes) -> None:
     """Use a loaded index the way a caller would; every answer must be sane."""
-    # What the loader accepted, it writes back unchanged.
+    # What the loader accepted, it writes back unchanged; an HNSW loader may
+    # repair the graph once (files whose removed nodes are still linked load
+    # unlinked), and then what it writes is a fixed point.
     saved = index.__getstate__()["data"]
-    assert saved == blob, f"a loaded index saves a different file ({len(saved)} vs {len(blob)} bytes)"
+    if isinstance(index, HNSWIndex) and saved != blob:
+        again = pickle.loads(pickle.dumps(index)).__getstate__()["data"]
+        assert again == saved, f"a repaired HNSW file does not load back to itself ({len(again)} vs {len(saved)} bytes)"
+    else:
+        assert saved == blob, f"a loaded index saves a different file ({len(saved)} vs {len(blob)} bytes)"
     n, dim = len(index), index.dim
     live_ids = index.ids
     live = set(live_ids.tolist())

@@ -32,9 +32,15 @@
 // determined by the seed; with several it depends on the insertion interleaving,
 // as in every parallel HNSW build.
 //
-// Removal marks a tombstone: the node stays in the graph for navigation, is
-// never returned, and its slot is reused by a later add (the new vector is
-// re-inserted into the graph in that slot, keeping the slot's level).
+// Removal unlinks the removed nodes (delete consolidation as in FreshDiskANN,
+// Singh et al. 2021): one scan over all lists finds every list that points to a
+// removed node, and each such list of a node u is rebuilt with the selection
+// heuristic from u's surviving neighbours plus the surviving neighbours of the
+// removed nodes it pointed to. Afterwards no list holds a removed slot, so
+// removed nodes are unreachable, searches walk only live nodes, and a freed
+// slot reused by add is linked exactly like a fresh node (nothing points to it).
+// A removed entry point is replaced by a live node of the highest level left.
+// compact() renumbers the live slots densely and returns the freed memory.
 //
 // Concurrency. One reader-writer lock per index, taken once for the whole
 // public call. search (its filter is resolved inside the same call),
@@ -450,6 +456,7 @@ class HnswIndex {
     if (entry_ == kNone) {
       entry_ = slots[0];
       max_level_ = levels_[entry_];
+      pending_[entry_] = 0;
       start = 1;
     }
     ensure_scratch(resolve_threads(n_threads));
@@ -465,26 +472,106 @@ class HnswIndex {
 
  public:
   // ------------------------------------------------------------------ remove
-  // Marks labels removed; unknown labels throw before anything changes.
-  void remove(const index_t* labels, index_t n) {
+  // Removes labels and repairs the graph around them (see the header). Unknown
+  // or repeated labels throw before anything changes; so does a cancellation
+  // (the repair is computed first and committed only when complete).
+  void remove(const index_t* labels, index_t n, int n_threads, Cancellation& cancel = no_cancellation()) {
+    require(n >= 0, "number of ids must be >= 0");
     std::unique_lock<std::shared_mutex> lock(mutex_);
-    {
-      std::unordered_map<index_t, int> seen;
-      for (index_t i = 0; i < n; ++i) {
-        require(slot_of_.count(labels[i]) > 0, "ids: id ", labels[i], " is not in the index");
-        require(seen.emplace(labels[i], 0).second, "ids: id ", labels[i], " appears twice");
-      }
-    }
+    std::vector<slot_t> removed(static_cast<std::size_t>(n));
     for (index_t i = 0; i < n; ++i) {
       auto it = slot_of_.find(labels[i]);
-      const slot_t s = it->second;
-      slot_of_.erase(it);
-      deleted_[s] = 1;
-      --live_;
-      ++removed_;
-      // The entry point stays a navigation node; its slot is never reused.
-      if (s != entry_) free_slots_.push_back(s);
+      require(it != slot_of_.end(), "ids: id ", labels[i], " is not in the index");
+      removed[static_cast<std::size_t>(i)] = it->second;
     }
+    {
+      std::vector<slot_t> sorted(removed);
+      std::sort(sorted.begin(), sorted.end());
+      const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+      require(dup == sorted.end(), "ids: id ", dup == sorted.end() ? 0 : labels_[*dup], " appears twice");
+    }
+    if (n == 0) return;
+    for (slot_t s : removed) deleted_[s] = 1;
+    try {
+      unlink_deleted(n_threads, cancel);
+    } catch (...) {
+      for (slot_t s : removed) deleted_[s] = 0;
+      throw;
+    }
+    for (index_t i = 0; i < n; ++i) slot_of_.erase(labels[i]);
+    live_ -= n;
+    removed_ += n;
+    for (slot_t s : removed) {
+      clear_lists(s);
+      free_slots_.push_back(s);
+    }
+    if (entry_ != kNone && deleted_[entry_]) replace_entry();
+  }
+
+  // ------------------------------------------------------------------ compact
+  // Drops the removed slots: live slots are renumbered densely (ids, vectors
+  // and graph unchanged) into storage sized for them, and the memory of the
+  // removed ones is returned.
+  void compact() {
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    const std::size_t n_live = static_cast<std::size_t>(live_);
+    std::vector<slot_t> new_slot(n_slots_, kNone);
+    std::size_t next = 0;
+    for (std::size_t s = 0; s < n_slots_; ++s)
+      if (!deleted_[s]) new_slot[s] = static_cast<slot_t>(next++);
+    std::size_t cap = std::max<std::size_t>(n_live, 1);
+    auto blocks = allocate_blocks(cap);
+    std::vector<index_t> labels(cap, -1);
+    std::vector<std::uint8_t> levels(cap, 0);
+    std::vector<std::uint32_t> upper_offset(cap, kNone);
+    std::vector<slot_t> pool;
+    std::size_t pool_size = 0;
+    for (std::size_t s = 0; s < n_slots_; ++s)
+      if (!deleted_[s]) pool_size += static_cast<std::size_t>(levels_[s]) * upper_width_;
+    pool.reserve(pool_size);
+    auto remap = [&](slot_t* list) {
+      for (slot_t j = 1; j <= list[0]; ++j) list[j] = new_slot[list[j]];
+    };
+    for (std::size_t s = 0; s < n_slots_; ++s) {
+      const slot_t to = new_slot[s];
+      if (to == kNone) continue;
+      char* dst = blocks.get() + static_cast<std::size_t>(to) * stride_;
+      std::memcpy(dst, block(static_cast<slot_t>(s)), stride_);
+      remap(reinterpret_cast<slot_t*>(dst + vec_bytes_));
+      labels[to] = labels_[s];
+      levels[to] = levels_[s];
+      if (levels_[s] > 0) {
+        upper_offset[to] = static_cast<std::uint32_t>(pool.size() / upper_width_);
+        for (int l = 1; l <= levels_[s]; ++l) {
+          const slot_t* src = upper_list(static_cast<slot_t>(s), l);
+          const std::size_t at = pool.size();
+          pool.insert(pool.end(), src, src + upper_width_);
+          remap(pool.data() + at);
+        }
+      }
+    }
+    std::unordered_map<index_t, slot_t> slot_of;
+    slot_of.reserve(n_live);
+    for (std::size_t s = 0; s < n_live; ++s) slot_of.emplace(labels[s], static_cast<slot_t>(s));
+    if (entry_ != kNone) entry_ = new_slot[entry_];
+    blocks_ = std::move(blocks);
+    labels_ = std::move(labels);
+    levels_ = std::move(levels);
+    upper_offset_ = std::move(upper_offset);
+    upper_pool_ = std::move(pool);
+    deleted_.assign(cap, 0);
+    deleted_.shrink_to_fit();
+    pending_.assign(cap, 0);
+    pending_.shrink_to_fit();
+    locks_.resize(cap);
+    slot_of_ = std::move(slot_of);
+    std::vector<slot_t>().swap(free_slots_);
+    n_slots_ = n_live;
+    capacity_ = cap;
+    removed_ = 0;
+    // The per-thread visited sets were sized for the old capacity.
+    std::lock_guard<std::mutex> g(scratch_mutex_);
+    scratch_pool_.clear();
   }
 
   // ------------------------------------------------------------------ search
@@ -534,7 +621,9 @@ class HnswIndex {
         return;
       }
     }
-    const bool plain = !allow && removed_ == 0;
+    // Removed nodes are unlinked (unreachable), so only filters need the
+    // two-queue search.
+    const bool plain = !allow;
     const int threads = static_cast<int>(std::min<index_t>(resolve_threads(n_threads), nq));
     // Queries are handed out in small chunks from a shared counter, so a
     // thread that is descheduled (shared machines) does not hold up the batch.
@@ -633,7 +722,7 @@ class HnswIndex {
 
   // Bytes held by the index (blocks, side arrays, upper lists, id map).
   std::uint64_t memory_bytes() const {
-    const std::uint64_t per_slot = stride_ + sizeof(index_t) + sizeof(std::uint32_t) + 2 + 1;  // + level, deleted, lock
+    const std::uint64_t per_slot = stride_ + sizeof(index_t) + sizeof(std::uint32_t) + 3 + 1;  // + level, deleted, pending, lock
     const std::uint64_t map_bytes = slot_of_.bucket_count() * sizeof(void*) +
                                     slot_of_.size() * (sizeof(void*) + sizeof(std::pair<index_t, slot_t>) + sizeof(std::size_t));
     return per_slot * capacity_ + upper_pool_.capacity() * sizeof(std::uint32_t) + map_bytes +
@@ -641,8 +730,25 @@ class HnswIndex {
   }
 
   // ------------------------------------------------------------------ persistence
+  // The file keeps the layout readers of every version check: the entry point
+  // is a node of the top level and no node is above it. A removed slot (empty
+  // lists) may sit above the top level left after removals, so the file gives
+  // it at most the entry's level; an index with no live node names slot 0.
+  int file_max_level() const {
+    if (entry_ != kNone) return max_level_;
+    return n_slots_ > 0 ? 0 : -1;
+  }
+  std::uint8_t file_level(std::size_t s) const {
+    return deleted_[s] ? static_cast<std::uint8_t>(std::min<int>(levels_[s], file_max_level())) : levels_[s];
+  }
+  std::uint64_t file_pool_size() const {
+    std::uint64_t n = 0;
+    for (std::size_t s = 0; s < n_slots_; ++s) n += file_level(s);
+    return n * upper_width_;
+  }
+
   std::uint64_t payload_size() const {
-    return 8 * 12 + static_cast<std::uint64_t>(n_slots_) * (8 + 1 + 1 + stride_) + 8 + upper_pool_.size() * 4;
+    return 8 * 12 + static_cast<std::uint64_t>(n_slots_) * (8 + 1 + 1 + stride_) + 8 + file_pool_size() * 4;
   }
 
   void save(std::ostream& out) const {
@@ -656,16 +762,22 @@ class HnswIndex {
     w.value<std::int64_t>(static_cast<std::int64_t>(n_slots_));
     w.value<std::int64_t>(live_);
     w.value<std::int64_t>(next_label_);
-    w.value<std::int64_t>(entry_ == kNone ? -1 : static_cast<std::int64_t>(entry_));
-    w.value<std::int64_t>(max_level_);
+    w.value<std::int64_t>(entry_ != kNone ? static_cast<std::int64_t>(entry_) : n_slots_ > 0 ? 0 : -1);
+    w.value<std::int64_t>(file_max_level());
     w.value<std::uint64_t>(seed_);
     w.value<std::uint64_t>(insert_counter_);
     w.array(labels_.data(), n_slots_);
-    w.array(levels_.data(), n_slots_);
+    std::vector<std::uint8_t> levels(n_slots_);
+    for (std::size_t s = 0; s < n_slots_; ++s) levels[s] = file_level(s);
+    w.array(levels.data(), n_slots_);
     w.array(deleted_.data(), n_slots_);
     w.array(blocks_.get(), n_slots_ * stride_);
-    w.value<std::uint64_t>(upper_pool_.size());
-    w.array(upper_pool_.data(), upper_pool_.size());
+    w.value<std::uint64_t>(file_pool_size());
+    const std::vector<slot_t> empty(upper_width_, 0);
+    for (std::size_t s = 0; s < n_slots_; ++s) {
+      for (int l = 1; l <= levels[s]; ++l)
+        w.array(deleted_[s] ? empty.data() : upper_list(static_cast<slot_t>(s), l), upper_width_);
+    }
     w.finish();
   }
 
@@ -748,12 +860,21 @@ class HnswIndex {
       index->max_level_ = static_cast<int>(max_level);
       bad(index->levels_[index->entry_] == max_level, "entry point level mismatch");
     }
-    for (std::size_t s = 0; s < ns; ++s)
-      if (index->deleted_[s] && static_cast<slot_t>(s) != index->entry_) index->free_slots_.push_back(static_cast<slot_t>(s));
-    std::reverse(index->free_slots_.begin(), index->free_slots_.end());
     index->live_ = live;
     index->removed_ = static_cast<index_t>(ns) - live;
     index->next_label_ = next;
+    if (index->removed_ > 0) {
+      // Files of earlier versions kept removed nodes linked (and a removed
+      // entry point): unlink them as remove() does now. Otherwise one scan.
+      index->unlink_deleted(0, no_cancellation());
+      for (std::size_t s = 0; s < ns; ++s) {
+        if (!index->deleted_[s]) continue;
+        index->clear_lists(static_cast<slot_t>(s));
+        index->free_slots_.push_back(static_cast<slot_t>(s));
+      }
+      std::reverse(index->free_slots_.begin(), index->free_slots_.end());
+      if (index->entry_ != kNone && index->deleted_[index->entry_]) index->replace_entry();
+    }
     return index;
   }
 
@@ -772,8 +893,9 @@ class HnswIndex {
   }
   slot_t* list_at(slot_t s, int l) const { return l == 0 ? degree0(s) : upper_list(s, l); }
 
-  void grow(std::size_t cap) {
-    if (cap <= capacity_) return;
+  // Node storage for at least `cap` slots; cap is raised to what the
+  // allocation holds.
+  std::unique_ptr<char, hnsw_detail::AlignedFree> allocate_blocks(std::size_t& cap) const {
     // Blocks, side arrays, the per-slot lock and the id map's buckets.
     require_fits_in_memory(saturating_mul(static_cast<std::uint64_t>(cap), static_cast<std::uint64_t>(stride_ + 32)),
                            "an HNSW index of capacity ", cap);
@@ -793,7 +915,12 @@ class HnswIndex {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     if (huge) madvise(raw, bytes, MADV_HUGEPAGE);
 #endif
-    std::unique_ptr<char, hnsw_detail::AlignedFree> fresh(raw);
+    return std::unique_ptr<char, hnsw_detail::AlignedFree>(raw);
+  }
+
+  void grow(std::size_t cap) {
+    if (cap <= capacity_) return;
+    auto fresh = allocate_blocks(cap);
     if (n_slots_ > 0) std::memcpy(fresh.get(), blocks_.get(), n_slots_ * stride_);
     // Unused blocks stay untouched (not resident) until add fills them.
     blocks_ = std::move(fresh);
@@ -1164,6 +1291,140 @@ class HnswIndex {
     for (std::size_t j = 0; j < cand.size(); ++j) list[1 + j] = cand[j].second;
   }
 
+  // --------------------------------------------------------------- removal
+  // Rebuilds every list of a live node that holds a slot flagged in deleted_
+  // (the nodes being removed; lists of earlier removed nodes are empty). The
+  // new lists are computed in parallel into a buffer and written only when all
+  // are done, so a cancellation leaves the graph unchanged (and throws).
+  void unlink_deleted(int n_threads, Cancellation& cancel) {
+    const int threads = resolve_threads(n_threads);
+    // Pass 1: the (node, level) lists that point to a deleted slot, found by
+    // one scan of all lists (cheaper than keeping reverse links: a few
+    // milliseconds per million nodes, and nothing to maintain on insertion).
+    std::vector<std::vector<std::uint64_t>> found(static_cast<std::size_t>(threads));
+    parallel_region(threads, [&](int t, int nt) {
+      std::int64_t lo, hi;
+      split_range(static_cast<std::int64_t>(n_slots_), t, nt, lo, hi);
+      auto& mine = found[static_cast<std::size_t>(t)];
+      for (std::int64_t s = lo; s < hi; ++s) {
+        if (deleted_[static_cast<std::size_t>(s)]) continue;
+        for (int l = 0; l <= levels_[static_cast<std::size_t>(s)]; ++l) {
+          const slot_t* list = list_at(static_cast<slot_t>(s), l);
+          for (slot_t j = 1; j <= list[0]; ++j) {
+            if (deleted_[list[j]]) {
+              mine.push_back(static_cast<std::uint64_t>(s) << 8 | static_cast<std::uint64_t>(l));
+              break;
+            }
+          }
+        }
+      }
+    });
+    std::vector<std::uint64_t> affected;
+    for (auto& f : found) affected.insert(affected.end(), f.begin(), f.end());
+    std::vector<std::vector<std::uint64_t>>().swap(found);
+    if (affected.empty()) return;
+
+    // Pass 2: the new lists, (M0 + 1) entries per affected list.
+    const std::size_t width = static_cast<std::size_t>(M0_) + 1;
+    std::vector<slot_t> rebuilt(affected.size() * width);
+    const index_t n_aff = static_cast<index_t>(affected.size());
+    std::atomic<index_t> next{0};
+    const index_t chunk = 16;
+    parallel_region(std::min<index_t>(threads, (n_aff + chunk - 1) / chunk), [&](int t, int) {
+      std::vector<slot_t> pool;
+      std::vector<std::pair<float, slot_t>> cand;
+      for (;;) {
+        if (t == 0) cancel.poll();
+        if (cancel.stopped()) return;
+        const index_t lo = next.fetch_add(chunk, std::memory_order_relaxed);
+        if (lo >= n_aff) return;
+        for (index_t i = lo; i < std::min(n_aff, lo + chunk); ++i) {
+          const std::uint64_t code = affected[static_cast<std::size_t>(i)];
+          const slot_t u = static_cast<slot_t>(code >> 8);
+          const int l = static_cast<int>(code & 0xff);
+          if (metric_ == Metric::L2)
+            relink<hnsw_detail::L2Dist>(u, l, pool, cand);
+          else
+            relink<hnsw_detail::IPDist>(u, l, pool, cand);
+          slot_t* out = rebuilt.data() + static_cast<std::size_t>(i) * width;
+          out[0] = static_cast<slot_t>(cand.size());
+          for (std::size_t j = 0; j < cand.size(); ++j) out[1 + j] = cand[j].second;
+        }
+      }
+    });
+    cancel.throw_if_stopped("interrupted: nothing was removed");
+
+    // Pass 3: commit.
+    parallel_for(0, n_aff, threads, [&](index_t i) {
+      const std::uint64_t code = affected[static_cast<std::size_t>(i)];
+      const slot_t* src = rebuilt.data() + static_cast<std::size_t>(i) * width;
+      std::memcpy(list_at(static_cast<slot_t>(code >> 8), static_cast<int>(code & 0xff)), src,
+                  sizeof(slot_t) * (1 + src[0]));
+    }, 256);
+  }
+
+  // The new level-l list of live node u, left in `cand`: u's live neighbours,
+  // the live neighbours of its deleted neighbours, and (where a deleted
+  // neighbour's neighbour is deleted too, common when half the index goes at
+  // once) theirs, filtered by the selection heuristic.
+  template <class Dist>
+  void relink(slot_t u, int l, std::vector<slot_t>& pool, std::vector<std::pair<float, slot_t>>& cand) const {
+    pool.clear();
+    cand.clear();
+    const slot_t* list = list_at(u, l);
+    for (slot_t j = 1; j <= list[0]; ++j) {
+      const slot_t v = list[j];
+      if (!deleted_[v]) {
+        pool.push_back(v);
+        continue;
+      }
+      const slot_t* second = list_at(v, l);
+      for (slot_t a = 1; a <= second[0]; ++a) {
+        const slot_t w = second[a];
+        if (!deleted_[w]) {
+          pool.push_back(w);
+          continue;
+        }
+        if (w == v) continue;
+        const slot_t* third = list_at(w, l);
+        for (slot_t b = 1; b <= third[0]; ++b)
+          if (!deleted_[third[b]]) pool.push_back(third[b]);
+      }
+    }
+    std::sort(pool.begin(), pool.end());
+    pool.erase(std::unique(pool.begin(), pool.end()), pool.end());
+    const float* vu = vector_of(u);
+    const std::size_t d = static_cast<std::size_t>(dim_);
+    for (slot_t c : pool)
+      if (c != u) cand.emplace_back(Dist::eval(vu, vector_of(c), d), c);
+    // The nearest ef_construction candidates, as an insertion would see them.
+    const std::size_t keep = std::max<std::size_t>(static_cast<std::size_t>(ef_construction_),
+                                                   static_cast<std::size_t>(l == 0 ? M0_ : M_));
+    if (cand.size() > keep) {
+      std::nth_element(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(keep), cand.end());
+      cand.resize(keep);
+    }
+    std::sort(cand.begin(), cand.end());
+    select_neighbours<Dist>(cand, l == 0 ? M0_ : M_);
+  }
+
+  // Empties every list of slot s (a removed node: nothing points to it).
+  void clear_lists(slot_t s) {
+    *degree0(s) = 0;
+    for (int l = 1; l <= levels_[s]; ++l) *upper_list(s, l) = 0;
+  }
+
+  // A live node of the highest level becomes the entry point (none: empty).
+  void replace_entry() {
+    entry_ = kNone;
+    max_level_ = -1;
+    for (std::size_t s = 0; s < n_slots_; ++s) {
+      if (deleted_[s] || static_cast<int>(levels_[s]) <= max_level_) continue;
+      entry_ = static_cast<slot_t>(s);
+      max_level_ = levels_[s];
+    }
+  }
+
   // --------------------------------------------------------------- state
   index_t dim_;
   Metric metric_;
@@ -1179,8 +1440,9 @@ class HnswIndex {
   std::vector<std::uint8_t> levels_;
   std::vector<std::uint8_t> deleted_;
   // Set for a reused slot between the serial prelude of add (new vector, empty
-  // lists) and its insertion: stale in-edges of the removed item may reach it,
-  // and it must not be taken as a neighbour before it has its own lists.
+  // lists) and its insertion: it must not be taken as a neighbour before it has
+  // its own lists. (Removal unlinks a node, so no list points to a freed slot;
+  // the flag is a second guard.)
   std::vector<std::uint8_t> pending_;
   std::vector<std::uint32_t> upper_offset_;
   std::vector<slot_t> upper_pool_;

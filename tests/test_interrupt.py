@@ -1,6 +1,8 @@
-"""Ctrl-C stops long NMF fits: each case runs in a subprocess that is sent
-SIGINT one second into the fit and must exit with KeyboardInterrupt soon after
-(before this, NMF, MU-KL, sparse and NMFk fits ran on for the whole fit)."""
+"""Ctrl-C stops long NMF and ALS fits, randomized SVD, HNSW adds and
+searches, exact searches and knn: each case runs in a subprocess that is sent
+SIGINT one second into the call and must exit with KeyboardInterrupt soon
+after (before this, NMF, MU-KL, sparse and NMFk fits, HNSW adds and big
+search batches ran on for the whole call)."""
 
 from __future__ import annotations
 
@@ -151,3 +153,99 @@ if __name__ == "__main__":
             proc.wait()
     assert proc.returncode == 3 and "interrupted" in out, (proc.returncode, out, err[-2000:])
     assert elapsed < 10.0, elapsed  # includes cancelling the workers' running tasks
+
+
+# Nearest-neighbour work: a large HNSW add must stop between insertion
+# batches and keep the vectors of the batches done (whole batches, in order:
+# len(index) equals the ids found, and the index takes searches and adds
+# afterwards); large exact searches and graph searches stop between blocks.
+ANN_PRELUDE = """
+import sys
+import numpy as np
+import rankfold
+rng = np.random.default_rng(0)
+"""
+
+ANN_CASES = {
+    "hnsw-add": ("""
+X = rng.standard_normal((200000, 128), dtype=np.float32)
+index = rankfold.HNSWIndex(128, random_state=0, n_threads=2)
+""", "index.add(X)", """
+n = len(index)
+assert 0 < n < len(X), n
+inside = index.contains(np.arange(len(X)))
+assert inside.sum() == n and inside[:n].all(), (inside.sum(), n)
+assert index.ids.size == n and index.stats()["size"] == n
+ids, dist = index.search(X[:5], 5)
+assert ((ids >= 0) & (ids < n)).all(), ids
+index.add(X[n:n + 100])
+assert len(index) == n + 100 and index.contains(np.arange(n + 100)).all()
+"""),
+    "knn": ("""
+X = rng.standard_normal((200000, 128), dtype=np.float32)
+Q = rng.standard_normal((20000, 128), dtype=np.float32)
+""", "rankfold.knn(X, Q, 10, n_threads=2)", """
+ids, _ = rankfold.knn(X[:1000], X[:3], 1, n_threads=2)
+assert (ids[:, 0] == np.arange(3)).all()
+"""),
+    "knn-float64": ("""
+X = rng.standard_normal((100000, 128))
+Q = rng.standard_normal((20000, 128))
+""", "rankfold.knn(X, Q, 10, n_threads=2)", ""),
+    "exact-search": ("""
+X = rng.standard_normal((200000, 128), dtype=np.float32)
+Q = rng.standard_normal((20000, 128), dtype=np.float32)
+index = rankfold.ExactIndex(128, n_threads=2).add(X)
+""", "index.search(Q, 10)", """
+ids, _ = index.search(X[:3], 1)
+assert (ids[:, 0] == np.arange(3)).all() and len(index) == len(X)
+"""),
+    "hnsw-search": ("""
+X = rng.standard_normal((5000, 16), dtype=np.float32)
+Q = rng.standard_normal((2000000, 16), dtype=np.float32)
+index = rankfold.HNSWIndex(16, M=8, ef_construction=40, random_state=0, n_threads=2).add(X)
+""", "index.search(Q, 10, ef=400)", """
+ids, _ = index.search(X[:3], 1)
+assert (ids[:, 0] == np.arange(3)).all() and len(index) == len(X)
+"""),
+}
+
+
+def sigint_after(script, wait=1.0):
+    """Runs script, which prints "ready" before its long call; sends SIGINT
+    `wait` seconds later. Returns (returncode, stdout, stderr, seconds from
+    the signal to the exit)."""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(wait)
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        elapsed = time.perf_counter() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err, elapsed
+
+
+@pytest.mark.parametrize("case", list(ANN_CASES))
+def test_sigint_stops_index_work(case):
+    setup, call, after = ANN_CASES[case]
+    script = ANN_PRELUDE + setup + f"""
+print("ready", flush=True)
+try:
+    {call}
+except KeyboardInterrupt:
+""" + textwrap.indent(after, "    ") + """
+    print("interrupted", flush=True)
+    sys.exit(3)
+print("finished", flush=True)
+"""
+    code, out, err, elapsed = sigint_after(script)
+    assert code == 3 and "interrupted" in out, (code, out, err[-2000:])
+    # About a second is the goal; the bound leaves room for a loaded machine
+    # (the calls here run for tens of seconds when not interrupted).
+    assert elapsed < 5.0, elapsed

@@ -10,7 +10,23 @@ Every rankfold index shares one interface: ``add(X, ids=None)``,
 * ``"cosine"``: ``1 - cos(q, x)``; vectors are normalised when added.
 
 When fewer than ``k`` vectors are stored the missing places hold id ``-1``
-and distance ``inf``.
+and distance ``inf``; any ``k`` is accepted, the work and scratch memory are
+those of ``min(k, len(index))`` neighbours, and a result of ``nq x k`` that
+cannot fit in memory raises MemoryError before anything is computed.
+
+Concurrency: each index has one reader-writer lock, taken once for the whole
+of each call, with the GIL released. Readers (``search``, ``get_vectors``,
+``contains``, ``ids``, ``len``, ``save``, pickling, ``stats``) run together;
+writers (``add``, ``remove``, ``reserve``) run alone: a writer waits for the
+running readers, readers started meanwhile wait for it, and two writers run
+one after the other. Every answer is therefore that of one state of the
+index (a search's filter is resolved in the same call; a pickle or a saved
+file is a snapshot between two writes).
+
+Ctrl-C: ``HNSWIndex.add`` inserts in batches of a few tens of milliseconds and
+stops between two of them, keeping the vectors of the finished batches
+(``len(index)`` counts them and they are searchable); searches and ``knn`` stop
+between blocks of work and return nothing.
 """
 
 from __future__ import annotations
@@ -86,6 +102,12 @@ class ExactIndex(_IndexBase):
 
     Search runs as blocked matrix products plus parallel top-k selection, with
     the GIL released; it is the ground truth for the approximate indexes.
+
+    Thread safety: ``search``, ``get_vectors``, ``contains``, ``ids``,
+    ``len``, ``save`` and pickling may run in any number of threads at once;
+    ``add`` locks the index exclusively (it waits for running readers and they
+    wait for it; two adds run one after the other). A search never sees half
+    of an add, a snapshot is the index between two adds.
 
     Parameters
     ----------
@@ -207,9 +229,18 @@ class HNSWIndex(_IndexBase):
       reuse the freed slots; ``compact()`` drops them and returns their memory.
       Each ``remove`` call scans all neighbour lists once: remove in batches
       rather than one id per call on large indexes.
-    * Thread safety: any number of threads may call ``search`` concurrently.
-      ``add`` and ``remove`` lock the index exclusively: concurrent with
-      searches they are safe, and run one at a time (each waits for the other).
+    * Thread safety: one reader-writer lock per index, held for the whole
+      call. ``search`` (with or without ``filter``: the filter is resolved
+      inside the same locked call), ``get_vectors``, ``contains``, ``ids``,
+      ``len``, ``stats``, ``save`` and pickling may run in any number of
+      threads at once; ``add``, ``remove``, ``compact`` and ``reserve`` (``capacity``)
+      lock the index exclusively: they wait for running readers, readers wait for
+      them, and two writers run one after the other. A filtered search returns
+      only ids of its filter that were live during the call; a pickle or a
+      saved file is the index between two writes.
+    * Ctrl-C during ``add`` stops between insertion batches (a few tens of
+      milliseconds each): the vectors of the finished batches stay in the
+      index, in order, and it takes searches and adds as usual.
     """
 
     def __init__(self, dim: int, metric: str = "l2", M: int = 16, ef_construction: int = 200,

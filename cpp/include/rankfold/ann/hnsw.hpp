@@ -49,7 +49,7 @@
 // exclusively: they wait for running readers, readers wait for them, and two
 // writers run one after the other. ef is an atomic setting.
 //
-// Interrupts. add inserts in batches of about 20 ms of work and polls its
+// Interrupts. add inserts in batches of about 50 ms of work and polls its
 // Cancellation between them; every batch leaves the bookkeeping (live count,
 // id map, entry point) complete, so an interrupted add keeps the vectors of the
 // batches done before it. search polls between chunks of queries.
@@ -404,7 +404,7 @@ class HnswIndex {
   }
 
  private:
-  static constexpr double kBatchTime = 0.02;  // seconds of insertion work between interrupt polls
+  static constexpr double kBatchTime = 0.05;  // seconds of insertion work between interrupt polls
 
   // Inserts n validated vectors with their labels (one batch of add).
   void add_batch(const float* X, const index_t* new_labels, index_t n, int n_threads) {

@@ -108,7 +108,13 @@ def exercise(index, seed: int, blob: bytes) -> None:
     """Use a loaded index the way a caller would; every answer must be sane."""
     # What the loader accepted, it writes back unchanged.
     saved = index.__getstate__()["data"]
-    assert saved == blob, f"a loaded index saves a different file ({len(saved)} vs {len(blob)} bytes)"
+    if saved != blob and isinstance(index, HNSWIndex) and index.stats()["removed"] > 0:
+        # Files of earlier versions keep removed nodes linked in the graph; the
+        # loader unlinks them, and from then on saving is stable.
+        again = _from_bytes(HNSWIndex, saved).__getstate__()["data"]
+        assert again == saved, "an unlinked index does not save the same file twice"
+    else:
+        assert saved == blob, f"a loaded index saves a different file ({len(saved)} vs {len(blob)} bytes)"
     n, dim = len(index), index.dim
     live_ids = index.ids
     live = set(live_ids.tolist())

@@ -30,6 +30,7 @@
 #include "rankfold/core/sparse.hpp"
 #include "rankfold/core/threads.hpp"
 #include "rankfold/nmf/operator.hpp"
+#include "rankfold/nmf/fit.hpp"
 #include "rankfold/nmf/solver.hpp"
 #include "rankfold/nmf/updates.hpp"
 
@@ -236,7 +237,7 @@ int run(index_t m, index_t n, index_t nnz, index_t k, int threads) {
       opt.extrapolate = ex;
       const double t_fit = median_seconds(3, [&] {
         std::vector<T> w = W, h = Ht;
-        nmf::fit<T>(op, w.data(), h.data(), k, opt, {}, static_cast<double>(z));
+        nmf::fit<T>(op, w.data(), h.data(), k, opt, {});
       });
       const double parts = t_times + t_ttimes + t_gw + 2 * t_gh + t_hw + t_hh;
       std::printf("%-34s %8d %9.3f   (sum of the kernels above: %.3f ms)\n",

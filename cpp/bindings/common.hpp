@@ -29,6 +29,24 @@ inline void check_matrix(const CArray<T>& a, const char* name, index_t cols = -1
   require(cols < 0 || a.shape(1) == cols, name, " must have ", cols, " columns, got ", a.shape(1));
 }
 
+// dtype equality by value (dtype objects are not singletons: '<f8' vs 'float64').
+template <typename T>
+bool same_dtype(const py::array& a) {
+  return a.dtype().normalized_num() == py::dtype::of<T>().normalized_num() &&
+         a.dtype().itemsize() == static_cast<py::ssize_t>(sizeof(T)) && a.dtype().byteorder() != '>';
+}
+
+// The one float/double dispatch: picks the scalar type from `like` once and
+// calls the generic `fn(T{})`, so that each kernel's arguments are written
+// once, in the lambda: dispatch_float(W, "factors", [&](auto t) {
+// using T = decltype(t); ... }).
+template <typename Fn>
+decltype(auto) dispatch_float(const py::array& like, const char* name, Fn&& fn) {
+  if (same_dtype<float>(like)) return std::forward<Fn>(fn)(float{});
+  require<TypeMismatch>(same_dtype<double>(like), name, " must be float32 or float64");
+  return std::forward<Fn>(fn)(double{});
+}
+
 template <typename T>
 inline py::array_t<T> new_matrix(index_t rows, index_t cols) {
   return py::array_t<T>({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});

@@ -1,5 +1,7 @@
-// Bindings of the NMF family: the fit loop, the exact row solve used by
-// transform, the exact residual, and the randomized SVD. X arrives as a spec
+// Bindings of the NMF family: the one fit (nmf::fit and its models, or the
+// beta-divergence loop), the exact row solve used by transform, the exact
+// residual, the randomized SVD, and the step kernels for outer loops that
+// live elsewhere (rankfold.dask). X arrives as a spec
 // tuple ("dense", array) or ("csr"|"csc", indptr, indices, data, rows, cols)
 // built by rankfold/nmf.py; factors are C-ordered arrays of X's dtype.
 #include <chrono>
@@ -16,19 +18,13 @@
 #include "rankfold/nmf/masked.hpp"
 #include "rankfold/nmf/randomized_svd.hpp"
 #include "rankfold/nmf/robust.hpp"
+#include "rankfold/nmf/fit.hpp"
 #include "rankfold/nmf/solver.hpp"
 
 namespace rankfold {
 namespace bindings {
 
 namespace {
-
-// dtype equality by value (dtype objects are not singletons: '<f8' vs 'float64').
-template <typename T>
-bool same_dtype(const py::array& a) {
-  return a.dtype().normalized_num() == py::dtype::of<T>().normalized_num() &&
-         a.dtype().itemsize() == static_cast<py::ssize_t>(sizeof(T)) && a.dtype().byteorder() != '>';
-}
 
 template <typename T>
 T* mutable_ptr(py::array& a, const char* name, index_t rows, index_t cols) {
@@ -97,24 +93,15 @@ void visit_operator(const py::tuple& spec, Fn&& fn) {
     visit_sparse<T, std::int64_t>(spec, kind == "csc", fn);
 }
 
-// The per-iteration hook of every fit loop: the Python callback (if any) and,
-// at most every 50 ms, a check for a pending signal, so that Ctrl-C stops a
-// fit within about a second whether or not a callback was given (a falsy
-// return of the callback stops the fit; the GIL is taken only for these). A pending
-// KeyboardInterrupt (or any exception from the callback) propagates
-// unchanged; the estimator then stays as it was before fit.
-std::function<bool(int, double)> python_hook(py::object& hook) {
-  using clock = std::chrono::steady_clock;
-  return [&hook, last = clock::now()](int it, double loss) mutable {
-    const auto now = clock::now();
-    const bool check_signals = now - last >= std::chrono::milliseconds(50);
-    if (hook.is_none() && !check_signals) return true;
+// The per-iteration callback of the fit loops: the Python callback, called
+// with the GIL taken back for it (the loops run without it). Its falsy
+// return stops the fit; an exception it raises propagates unchanged (the
+// estimator then stays as it was before fit). Ctrl-C is the loops' own
+// business (a Cancellation polled once per iteration).
+nmf::Hook python_hook(const py::object& hook) {
+  if (hook.is_none()) return {};
+  return [&hook](int it, double loss) {
     py::gil_scoped_acquire acquire;
-    if (check_signals) {
-      last = now;
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-    }
-    if (hook.is_none()) return true;
     py::object r = hook(it, loss);
     return r.is_none() || r.cast<bool>();
   };
@@ -127,10 +114,45 @@ nmf::Solver solver_from(const std::string& name) {
   throw InvalidArgument("solver must be 'hals', 'mu' or 'anls', got '" + name + "'");
 }
 
+nmf::Robust robust_from(const py::object& robust) {
+  if (robust.is_none()) return nmf::Robust::None;
+  const std::string name = robust.cast<std::string>();
+  if (name == "band") return nmf::Robust::Band;
+  if (name == "entry") return nmf::Robust::Entry;
+  throw InvalidArgument("robust must be None, 'band' or 'entry', got '" + name + "'");
+}
+
 template <typename T>
-py::tuple fit(const py::tuple& spec, py::array W, py::array Ht, const std::string& solver, int max_iter, double tol,
-              double l1_W, double l2_W, double l1_H, double l2_H, int inner_sweeps, double inner_stop,
-              bool update_W, bool update_H, int n_threads, py::object hook, bool extrapolate) {
+nmf::Graph<T, std::int64_t> graph_view(const py::array& indptr, const py::array& indices, const py::array& data,
+                                       const py::array& degree, index_t rows, double lam);
+
+// The result object of a fit: a dict (n_iter, converged, losses, sigma2, weights).
+py::dict result_dict(const nmf::Result& res, py::object weights) {
+  py::dict out;
+  out["n_iter"] = res.n_iter;
+  out["converged"] = res.converged;
+  out["losses"] = res.losses;
+  out["sigma2"] = res.sigma2;
+  out["weights"] = std::move(weights);
+  return out;
+}
+
+template <typename T, typename Fn>
+void visit_beta_source(const py::tuple& spec, const T* weights, Fn&& fn);
+
+template <typename T>
+void check_source_shape(const nmf::DenseRows<T>& s, bool transposed, index_t m, index_t n);
+template <typename T, typename I>
+void check_source_shape(const nmf::SparseRows<T, I>& s, bool transposed, index_t m, index_t n);
+
+// The one NMF fit: the problem description arrives as arguments (X, the
+// factors, the solver settings, and the optional terms: beta, mask, graph,
+// simplex, robust), W and Ht are updated in place, and the result is one dict.
+template <typename T>
+py::dict fit(const py::tuple& spec, py::array W, py::array Ht, const std::string& solver, int max_iter, double tol,
+             double l1_W, double l2_W, double l1_H, double l2_H, int inner_sweeps, double inner_stop, bool update_W,
+             bool update_H, int n_threads, const py::object& hook, bool extrapolate, double beta,
+             const py::object& mask, const py::object& graph, bool simplex, const py::object& robust, double sigma2) {
   nmf::Options opt;
   opt.extrapolate = extrapolate;
   opt.solver = solver_from(solver);
@@ -145,24 +167,91 @@ py::tuple fit(const py::tuple& spec, py::array W, py::array Ht, const std::strin
   opt.n_threads = n_threads;
   require(max_iter >= 0, "max_iter must be >= 0");
   require(tol >= 0, "tol must be >= 0");
+  require(l1_W >= 0 && l2_W >= 0 && l1_H >= 0 && l2_H >= 0, "penalties must be >= 0");
+  require(std::isfinite(beta), "beta must be finite");
+  require(W.ndim() == 2, "W must be 2-D");
+  const index_t m = W.shape(0), k = W.shape(1);
   const auto callback = python_hook(hook);
+  nmf::Terms<T> terms;
+  terms.simplex = simplex;
+  terms.robust = robust_from(robust);
+  terms.sigma2 = sigma2;
+  const T* weights = nullptr;
+  if (!mask.is_none()) {
+    require(spec.size() == 2 && spec[0].cast<std::string>() == "dense", "mask needs a dense X");
+    weights = const_ptr<T>(mask.cast<py::array>(), "mask", m, spec[1].cast<py::array>().shape(1));
+  }
   nmf::Result res;
-  visit_operator<T>(spec, [&](const auto& op) {
-    const index_t m = op.rows(), n = op.cols();
-    require(W.ndim() == 2, "W must be 2-D");
-    const index_t k = W.shape(1);
+  py::object out_weights = py::none();
+
+  if (beta != 2.0) {  // beta-divergence MU: its own fused loop (beta.hpp)
+    require(opt.solver == nmf::Solver::Mu, "beta != 2 needs solver 'mu'");
+    require(!extrapolate, "extrapolation does not work with solver 'mu' (use 'hals' or 'anls')");
+    require(graph.is_none() && !simplex && terms.robust == nmf::Robust::None,
+            "graph, simplex and robust terms need the Frobenius loss (beta = 2)");
+    require(update_W, "the beta-divergence fit always updates W");
+    nmf::BetaOptions bopt;
+    bopt.beta = beta;
+    bopt.max_iter = max_iter;
+    bopt.tol = tol;
+    bopt.pen_W = opt.pen_W;
+    bopt.pen_H = opt.pen_H;
+    bopt.update_H = update_H;
+    bopt.n_threads = n_threads;
+    require(Ht.ndim() == 2, "H^T must be 2-D");
+    const index_t n = Ht.shape(0);
     T* w = mutable_ptr<T>(W, "W", m, k);
     T* h = mutable_ptr<T>(Ht, "H^T", n, k);
-    const double pass_cost = [&] {
-      if constexpr (std::is_same_v<std::decay_t<decltype(op)>, nmf::DenseOperator<T>>)
-        return static_cast<double>(m) * static_cast<double>(n);
-      else
-        return static_cast<double>(spec[3].cast<py::array>().shape(0));
-    }();
-    py::gil_scoped_release release;
-    res = nmf::fit<T>(op, w, h, k, opt, callback, pass_cost);
+    visit_beta_source<T>(spec, weights, [&](const auto& src, bool transposed) {
+      check_source_shape(src, transposed, m, n);
+      with_interrupts([&](Cancellation& cancel) { res = nmf::fit_beta<T>(src, transposed, w, h, k, bopt, callback, cancel); });
+    });
+    return result_dict(res, out_weights);
+  }
+
+  if (weights != nullptr || terms.robust == nmf::Robust::Entry) {  // the weighted model: dense, C-ordered X
+    require(spec.size() == 2 && spec[0].cast<std::string>() == "dense", "weighted NMF needs a dense X");
+    require(graph.is_none() && !simplex, "weighted NMF takes no graph or simplex term");
+    py::array X = spec[1];
+    require(X.ndim() == 2, "X must be 2-D");
+    const index_t n = X.shape(1);
+    nmf::WeightedData<T> data;
+    data.X = const_ptr<T>(X, "X", m, n);
+    data.M = weights;
+    data.m = m;
+    data.n = n;
+    T* w = mutable_ptr<T>(W, "W", m, k);
+    T* h = mutable_ptr<T>(Ht, "H^T", n, k);
+    if (terms.robust == nmf::Robust::Entry) {
+      auto M = new_matrix<T>(m, n);
+      terms.robust_weights = M.mutable_data();
+      out_weights = M;
+    }
+    with_interrupts([&](Cancellation& cancel) { res = nmf::fit_weighted<T>(data, w, h, k, opt, callback, cancel, terms); });
+    return result_dict(res, out_weights);
+  }
+
+  nmf::Graph<T, std::int64_t> g;
+  if (!graph.is_none()) {
+    const py::tuple gt = graph.cast<py::tuple>();
+    require(gt.size() == 5, "graph must be (indptr, indices, data, degree, lam)");
+    g = graph_view<T>(gt[0].cast<py::array>(), gt[1].cast<py::array>(), gt[2].cast<py::array>(),
+                      gt[3].cast<py::array>(), m, gt[4].cast<double>());
+    terms.graph = &g;
+  }
+  visit_operator<T>(spec, [&](const auto& op) {
+    const index_t n = op.cols();
+    require(op.rows() == m, "W must have shape (", op.rows(), ", ", k, ")");
+    T* w = mutable_ptr<T>(W, "W", m, k);
+    T* h = mutable_ptr<T>(Ht, "H^T", n, k);
+    if (terms.robust == nmf::Robust::Band) {
+      py::array_t<T> om(static_cast<py::ssize_t>(n));
+      terms.robust_weights = om.mutable_data();
+      out_weights = om;
+    }
+    with_interrupts([&](Cancellation& cancel) { res = nmf::fit<T>(op, w, h, k, opt, callback, cancel, terms); });
   });
-  return py::make_tuple(res.n_iter, res.converged, res.losses);
+  return result_dict(res, out_weights);
 }
 
 template <typename T>
@@ -223,38 +312,6 @@ py::tuple rsvd(const py::tuple& spec, index_t k, index_t oversample, int power_i
 }
 
 template <typename T>
-py::tuple fit_masked(const py::array& X, const py::array& M, const py::array& Xt, const py::array& Mt, py::array W,
-                     py::array Ht, const std::string& solver, int max_iter, double tol, double l1_W, double l2_W,
-                     double l1_H, double l2_H, int inner_sweeps, int n_threads, py::object hook) {
-  require(X.ndim() == 2, "X must be 2-D");
-  const index_t m = X.shape(0), n = X.shape(1);
-  require(W.ndim() == 2, "W must be 2-D");
-  const index_t k = W.shape(1);
-  const T* x = const_ptr<T>(X, "X", m, n);
-  const T* mk = const_ptr<T>(M, "mask", m, n);
-  const T* xt = const_ptr<T>(Xt, "X^T", n, m);
-  const T* mt = const_ptr<T>(Mt, "mask^T", n, m);
-  T* w = mutable_ptr<T>(W, "W", m, k);
-  T* h = mutable_ptr<T>(Ht, "H^T", n, k);
-  nmf::Options opt;
-  opt.solver = solver_from(solver);
-  opt.max_iter = max_iter;
-  opt.tol = tol;
-  opt.pen_W = {l1_W, l2_W};
-  opt.pen_H = {l1_H, l2_H};
-  opt.inner_sweeps = inner_sweeps;
-  opt.n_threads = n_threads;
-  require(max_iter >= 0 && tol >= 0, "max_iter and tol must be >= 0");
-  const auto callback = python_hook(hook);
-  nmf::Result res;
-  {
-    py::gil_scoped_release release;
-    res = nmf::fit_masked<T>(x, mk, xt, mt, m, n, w, h, k, opt, callback);
-  }
-  return py::make_tuple(res.n_iter, res.converged, res.losses);
-}
-
-template <typename T>
 void masked_solve_rows(const py::array& X, const py::array& M, py::array W, const py::array& Ht, double l1,
                        double l2, int n_threads) {
   require(X.ndim() == 2 && W.ndim() == 2, "X and W must be 2-D");
@@ -268,7 +325,7 @@ void masked_solve_rows(const py::array& X, const py::array& M, py::array W, cons
 }
 
 // ---- step-level kernels: one half-step of an NMF iteration at a time, for
-// drivers that own the outer loop (rankfold.dask.NMF, reweighted NMF).
+// drivers that own the outer loop (rankfold.dask.NMF).
 
 // X F (transpose=false: F is n x k, result m x k) or X^T F (F is m x k, result n x k).
 template <typename T>
@@ -329,18 +386,11 @@ void update_rows(py::array Y, const py::array& A, const py::array& G, const std:
   }
 }
 
-template <typename F32, typename F64>
-auto by_dtype(const py::array& factor, F32&& f32, F64&& f64) {
-  if (same_dtype<float>(factor)) return f32();
-  require<TypeMismatch>(same_dtype<double>(factor), "factors must be float32 or float64");
-  return f64();
-}
-
 }  // namespace
 
-// ---- research methods (rankfold/_nmf_research.py drives the outer loops):
-// the graph-regularized W half-step, the correntropy entry weights, and the
-// H half-step with per-band scales.
+// ---- the graph view of the fit, and the step kernels of the research terms
+// (the graph-regularized W half-step, the correntropy entry weights, the H
+// half-step with per-band scales) for tests and outside loops.
 namespace {
 
 // The affinity S as a CSR view: int64 indptr/indices, data of the factors' dtype.
@@ -506,37 +556,6 @@ void check_source_shape(const nmf::SparseRows<T, I>& s, bool transposed, index_t
 }
 
 template <typename T>
-py::tuple fit_beta(const py::tuple& spec, const py::object& mask, py::array W, py::array Ht, double beta,
-                   int max_iter, double tol, double l1_W, double l2_W, double l1_H, double l2_H, bool update_H,
-                   int n_threads, py::object hook) {
-  nmf::BetaOptions opt;
-  opt.beta = beta;
-  opt.max_iter = max_iter;
-  opt.tol = tol;
-  opt.pen_W = {l1_W, l2_W};
-  opt.pen_H = {l1_H, l2_H};
-  opt.update_H = update_H;
-  opt.n_threads = n_threads;
-  require(max_iter >= 0, "max_iter must be >= 0");
-  require(tol >= 0, "tol must be >= 0");
-  require(W.ndim() == 2 && Ht.ndim() == 2, "W and H^T must be 2-D");
-  const index_t k = W.shape(1);
-  const index_t m = W.shape(0), n = Ht.shape(0);
-  T* w = mutable_ptr<T>(W, "W", m, k);
-  T* h = mutable_ptr<T>(Ht, "H^T", n, k);
-  const T* weights = nullptr;
-  if (!mask.is_none()) weights = const_ptr<T>(mask.cast<py::array>(), "mask", m, n);
-  auto callback = python_hook(hook);
-  nmf::Result res;
-  visit_beta_source<T>(spec, weights, [&](const auto& src, bool transposed) {
-    check_source_shape(src, transposed, m, n);
-    py::gil_scoped_release release;
-    res = nmf::fit_beta<T>(src, transposed, w, h, k, opt, callback);
-  });
-  return py::make_tuple(res.n_iter, res.converged, res.losses);
-}
-
-template <typename T>
 double beta_divergence(const py::tuple& spec, const py::object& mask, py::array W, py::array Ht, double beta,
                        int n_threads) {
   require(W.ndim() == 2 && Ht.ndim() == 2, "W and H^T must be 2-D");
@@ -561,125 +580,94 @@ void register_nmf(py::module_& m) {
       "nmf_fit",
       [](const py::tuple& spec, py::array W, py::array Ht, const std::string& solver, int max_iter, double tol,
          double l1_W, double l2_W, double l1_H, double l2_H, int inner_sweeps, double inner_stop, bool update_W,
-         bool update_H, int n_threads, py::object hook, bool extrapolate) {
-        return by_dtype(
-            W,
-            [&] {
-              return fit<float>(spec, W, Ht, solver, max_iter, tol, l1_W, l2_W, l1_H, l2_H, inner_sweeps,
-                                inner_stop, update_W, update_H, n_threads, hook, extrapolate);
-            },
-            [&] {
-              return fit<double>(spec, W, Ht, solver, max_iter, tol, l1_W, l2_W, l1_H, l2_H, inner_sweeps,
-                                 inner_stop, update_W, update_H, n_threads, hook, extrapolate);
-            });
+         bool update_H, int n_threads, const py::object& hook, bool extrapolate, double beta, const py::object& mask,
+         const py::object& graph, bool simplex, const py::object& robust, double sigma2) {
+        return dispatch_float(W, "factors", [&](auto t) {
+          return fit<decltype(t)>(spec, W, Ht, solver, max_iter, tol, l1_W, l2_W, l1_H, l2_H, inner_sweeps,
+                                  inner_stop, update_W, update_H, n_threads, hook, extrapolate, beta, mask, graph,
+                                  simplex, robust, sigma2);
+        });
       },
       py::arg("X"), py::arg("W"), py::arg("Ht"), py::arg("solver"), py::arg("max_iter"), py::arg("tol"),
       py::arg("l1_W"), py::arg("l2_W"), py::arg("l1_H"), py::arg("l2_H"), py::arg("inner_sweeps"),
       py::arg("inner_stop"), py::arg("update_W"), py::arg("update_H"), py::arg("n_threads"), py::arg("hook"),
-      py::arg("extrapolate") = false,
-      "Fit W (m x k) and Ht (n x k) in place; returns (n_iter, converged, losses).");
-  m.def(
-      "nmf_fit_masked",
-      [](const py::array& X, const py::array& M, const py::array& Xt, const py::array& Mt, py::array W,
-         py::array Ht, const std::string& solver, int max_iter, double tol, double l1_W, double l2_W, double l1_H,
-         double l2_H, int inner_sweeps, int n_threads, py::object hook) {
-        return by_dtype(
-            W,
-            [&] {
-              return fit_masked<float>(X, M, Xt, Mt, W, Ht, solver, max_iter, tol, l1_W, l2_W, l1_H, l2_H,
-                                       inner_sweeps, n_threads, hook);
-            },
-            [&] {
-              return fit_masked<double>(X, M, Xt, Mt, W, Ht, solver, max_iter, tol, l1_W, l2_W, l1_H, l2_H,
-                                        inner_sweeps, n_threads, hook);
-            });
-      },
-      py::arg("X"), py::arg("M"), py::arg("Xt"), py::arg("Mt"), py::arg("W"), py::arg("Ht"), py::arg("solver"),
-      py::arg("max_iter"), py::arg("tol"), py::arg("l1_W"), py::arg("l2_W"), py::arg("l1_H"), py::arg("l2_H"),
-      py::arg("inner_sweeps"), py::arg("n_threads"), py::arg("hook"),
-      "Weighted (missing-value) fit of W and Ht in place; returns (n_iter, converged, losses).");
+      py::arg("extrapolate") = false, py::kw_only(), py::arg("beta") = 2.0, py::arg("mask") = py::none(),
+      py::arg("graph") = py::none(), py::arg("simplex") = false, py::arg("robust") = py::none(),
+      py::arg("sigma2") = 0.0,
+      "Fit W (m x k) and Ht (n x k) in place: the one NMF fit loop. Terms: beta (!= 2: beta-divergence MU), "
+      "mask (entry weights of a dense, C-ordered X), graph ((indptr, indices, data, degree, lam): "
+      "0.5 lam tr(W^T L W)), simplex (rows of W sum to one), robust (None, 'band' or 'entry' correntropy, "
+      "kernel width sigma2, <= 0: from the residuals). Returns a dict: n_iter, converged, losses, sigma2, "
+      "weights (the final correntropy weights or None).");
   m.def(
       "nmf_masked_solve_rows",
       [](const py::array& X, const py::array& M, py::array W, const py::array& Ht, double l1, double l2,
          int n_threads) {
-        by_dtype(
-            W, [&] { masked_solve_rows<float>(X, M, W, Ht, l1, l2, n_threads); },
-            [&] { masked_solve_rows<double>(X, M, W, Ht, l1, l2, n_threads); });
+        dispatch_float(W, "factors",
+                       [&](auto t) { masked_solve_rows<decltype(t)>(X, M, W, Ht, l1, l2, n_threads); });
       },
       py::arg("X"), py::arg("M"), py::arg("W"), py::arg("Ht"), py::arg("l1"), py::arg("l2"), py::arg("n_threads"));
   m.def(
       "nmf_solve_rows",
       [](const py::tuple& spec, py::array W, const py::array& Ht, double l1, double l2, int n_threads) {
-        by_dtype(
-            W, [&] { solve_rows<float>(spec, W, Ht, l1, l2, n_threads); },
-            [&] { solve_rows<double>(spec, W, Ht, l1, l2, n_threads); });
+        dispatch_float(W, "factors", [&](auto t) { solve_rows<decltype(t)>(spec, W, Ht, l1, l2, n_threads); });
       },
       py::arg("X"), py::arg("W"), py::arg("Ht"), py::arg("l1"), py::arg("l2"), py::arg("n_threads"));
   m.def(
       "nmf_residual",
       [](const py::tuple& spec, const py::array& W, const py::array& Ht, int n_threads) {
-        return by_dtype(
-            W, [&] { return residual<float>(spec, W, Ht, n_threads); },
-            [&] { return residual<double>(spec, W, Ht, n_threads); });
+        return dispatch_float(W, "factors", [&](auto t) { return residual<decltype(t)>(spec, W, Ht, n_threads); });
       },
       py::arg("X"), py::arg("W"), py::arg("Ht"), py::arg("n_threads"));
   m.def(
       "nmf_sums",
       [](const py::tuple& spec, const py::array& like, int n_threads) {
-        return by_dtype(
-            like, [&] { return sums<float>(spec, n_threads); }, [&] { return sums<double>(spec, n_threads); });
+        return dispatch_float(like, "factors", [&](auto t) { return sums<decltype(t)>(spec, n_threads); });
       },
       py::arg("X"), py::arg("like"), py::arg("n_threads"));
   m.def(
       "randomized_svd",
       [](const py::tuple& spec, const py::array& like, index_t k, index_t oversample, int power_iters,
          std::uint64_t seed, int n_threads) {
-        return by_dtype(
-            like, [&] { return rsvd<float>(spec, k, oversample, power_iters, seed, n_threads); },
-            [&] { return rsvd<double>(spec, k, oversample, power_iters, seed, n_threads); });
+        return dispatch_float(like, "factors", [&](auto t) {
+          return rsvd<decltype(t)>(spec, k, oversample, power_iters, seed, n_threads);
+        });
       },
       py::arg("X"), py::arg("like"), py::arg("k"), py::arg("oversample"), py::arg("power_iters"), py::arg("seed"),
       py::arg("n_threads"));
   m.def(
       "nmf_products",
       [](const py::tuple& spec, const py::array& F, bool transpose, int n_threads) -> py::array {
-        return by_dtype(
-            F, [&]() -> py::array { return products<float>(spec, F, transpose, n_threads); },
-            [&]() -> py::array { return products<double>(spec, F, transpose, n_threads); });
+        return dispatch_float(
+            F, "factors", [&](auto t) -> py::array { return products<decltype(t)>(spec, F, transpose, n_threads); });
       },
       py::arg("X"), py::arg("F"), py::arg("transpose"), py::arg("n_threads"),
       "X @ F (F: n x k) or, with transpose, X.T @ F (F: m x k), as a new C-ordered array.");
   m.def(
       "nmf_gram",
       [](const py::array& Y, int n_threads) -> py::array {
-        return by_dtype(
-            Y, [&]() -> py::array { return gram_of<float>(Y, n_threads); },
-            [&]() -> py::array { return gram_of<double>(Y, n_threads); });
+        return dispatch_float(Y, "factors", [&](auto t) -> py::array { return gram_of<decltype(t)>(Y, n_threads); });
       },
       py::arg("Y"), py::arg("n_threads"), "Y.T @ Y (k x k).");
   m.def(
       "nmf_update_rows",
       [](py::array Y, const py::array& A, const py::array& G, const std::string& solver, double l1, double l2,
          int sweeps, double early_stop, int n_threads) {
-        by_dtype(
-            Y, [&] { update_rows<float>(Y, A, G, solver, l1, l2, sweeps, early_stop, n_threads); },
-            [&] { update_rows<double>(Y, A, G, solver, l1, l2, sweeps, early_stop, n_threads); });
+        dispatch_float(Y, "factors", [&](auto t) {
+          update_rows<decltype(t)>(Y, A, G, solver, l1, l2, sweeps, early_stop, n_threads);
+        });
       },
       py::arg("Y"), py::arg("A"), py::arg("G"), py::arg("solver"), py::arg("l1"), py::arg("l2"), py::arg("sweeps"),
       py::arg("early_stop"), py::arg("n_threads"),
       "One half-step in place: rows of Y minimise 0.5 y'Gy - a'y + l1 sum(y) + 0.5 l2 |y|^2, y >= 0.");
-
   m.def(
       "nmf_graph_update_rows",
       [](py::array W, const py::array& A, const py::array& G, const py::array& indptr, const py::array& indices,
          const py::array& data, const py::array& degree, const std::string& solver, double l1, double l2, double lam,
          int sweeps, int n_threads) {
-        by_dtype(
-            W,
-            [&] { graph_update<float>(W, A, G, indptr, indices, data, degree, solver, l1, l2, lam, sweeps, n_threads); },
-            [&] {
-              graph_update<double>(W, A, G, indptr, indices, data, degree, solver, l1, l2, lam, sweeps, n_threads);
-            });
+        dispatch_float(W, "factors", [&](auto t) {
+          graph_update<decltype(t)>(W, A, G, indptr, indices, data, degree, solver, l1, l2, lam, sweeps, n_threads);
+        });
       },
       py::arg("W"), py::arg("A"), py::arg("G"), py::arg("indptr"), py::arg("indices"), py::arg("data"),
       py::arg("degree"), py::arg("solver"), py::arg("l1"), py::arg("l2"), py::arg("lam"), py::arg("sweeps"),
@@ -689,18 +677,17 @@ void register_nmf(py::module_& m) {
       "nmf_graph_trace",
       [](const py::array& W, const py::array& indptr, const py::array& indices, const py::array& data,
          const py::array& degree, int n_threads) {
-        return by_dtype(
-            W, [&] { return graph_trace_of<float>(W, indptr, indices, data, degree, n_threads); },
-            [&] { return graph_trace_of<double>(W, indptr, indices, data, degree, n_threads); });
+        return dispatch_float(W, "factors", [&](auto t) {
+          return graph_trace_of<decltype(t)>(W, indptr, indices, data, degree, n_threads);
+        });
       },
       py::arg("W"), py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("degree"), py::arg("n_threads"),
       "tr(W^T L W) with L = diag(degree) - S.");
   m.def(
       "nmf_correntropy_entry_weights",
       [](const py::array& X, const py::array& W, const py::array& Ht, double sigma2, py::array M, int n_threads) {
-        return by_dtype(
-            W, [&] { return entry_weights<float>(X, W, Ht, sigma2, M, n_threads); },
-            [&] { return entry_weights<double>(X, W, Ht, sigma2, M, n_threads); });
+        return dispatch_float(
+            W, "factors", [&](auto t) { return entry_weights<decltype(t)>(X, W, Ht, sigma2, M, n_threads); });
       },
       py::arg("X"), py::arg("W"), py::arg("Ht"), py::arg("sigma2"), py::arg("M"), py::arg("n_threads"),
       "M = exp(-(X - W Ht^T)^2 / (2 sigma2)) in place (dense C-ordered X); returns sum sigma2 (1 - M).");
@@ -708,40 +695,18 @@ void register_nmf(py::module_& m) {
       "nmf_update_rows_scaled",
       [](py::array Y, const py::array& A, const py::array& G, const py::array& scale, const std::string& solver,
          double l1, double l2, int sweeps, int n_threads) {
-        by_dtype(
-            Y, [&] { scaled_update<float>(Y, A, G, scale, solver, l1, l2, sweeps, n_threads); },
-            [&] { scaled_update<double>(Y, A, G, scale, solver, l1, l2, sweeps, n_threads); });
+        dispatch_float(Y, "factors", [&](auto t) {
+          scaled_update<decltype(t)>(Y, A, G, scale, solver, l1, l2, sweeps, n_threads);
+        });
       },
       py::arg("Y"), py::arg("A"), py::arg("G"), py::arg("scale"), py::arg("solver"), py::arg("l1"), py::arg("l2"),
       py::arg("sweeps"), py::arg("n_threads"),
       "Rows of Y minimise s_r (0.5 y'Gy - a'y) + l1 sum(y) + 0.5 l2 |y|^2, y >= 0, in place.");
   m.def(
-      "nmf_fit_beta",
-      [](const py::tuple& spec, const py::object& mask, py::array W, py::array Ht, double beta, int max_iter,
-         double tol, double l1_W, double l2_W, double l1_H, double l2_H, bool update_H, int n_threads,
-         py::object hook) {
-        return by_dtype(
-            W,
-            [&] {
-              return fit_beta<float>(spec, mask, W, Ht, beta, max_iter, tol, l1_W, l2_W, l1_H, l2_H, update_H,
-                                     n_threads, hook);
-            },
-            [&] {
-              return fit_beta<double>(spec, mask, W, Ht, beta, max_iter, tol, l1_W, l2_W, l1_H, l2_H, update_H,
-                                      n_threads, hook);
-            });
-      },
-      py::arg("X"), py::arg("mask"), py::arg("W"), py::arg("Ht"), py::arg("beta"), py::arg("max_iter"),
-      py::arg("tol"), py::arg("l1_W"), py::arg("l2_W"), py::arg("l1_H"), py::arg("l2_H"), py::arg("update_H"),
-      py::arg("n_threads"), py::arg("hook"),
-      "Beta-divergence MU fit of W (m x k) and Ht (n x k) in place (mask: None or C-ordered weights of X's "
-      "shape, dense X); returns (n_iter, converged, losses).");
-  m.def(
       "nmf_beta_divergence",
       [](const py::tuple& spec, const py::object& mask, py::array W, py::array Ht, double beta, int n_threads) {
-        return by_dtype(
-            W, [&] { return beta_divergence<float>(spec, mask, W, Ht, beta, n_threads); },
-            [&] { return beta_divergence<double>(spec, mask, W, Ht, beta, n_threads); });
+        return dispatch_float(
+            W, "factors", [&](auto t) { return beta_divergence<decltype(t)>(spec, mask, W, Ht, beta, n_threads); });
       },
       py::arg("X"), py::arg("mask"), py::arg("W"), py::arg("Ht"), py::arg("beta"), py::arg("n_threads"),
       "D_beta(X | W Ht^T) (weighted by mask when given).");

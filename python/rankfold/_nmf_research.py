@@ -1,10 +1,9 @@
-"""NMF methods from the hyperspectral unmixing literature, driven from Python.
+"""NMF methods from the hyperspectral unmixing literature: what is Python by nature.
 
-Called by ``rankfold.NMF`` when ``graph_reg > 0``, ``robust="correntropy"``
-or ``abundance_sum_to_one=True``. The outer loop runs here on the C++ step
-kernels (``nmf_products``, ``nmf_gram``, ``nmf_update_rows``); the parts whose
-inner loop must be fast are C++ of their own (``nmf/graph.hpp``,
-``nmf/robust.hpp``). Orientation is scikit-learn's: X is samples x features,
+Used by ``rankfold.NMF`` when ``graph_reg > 0``, ``robust="correntropy"``
+or ``abundance_sum_to_one=True``: the parameter checks, the graphs (k-NN,
+grid), and the description of these terms for the C++ fit loop
+(``nmf/fit.hpp``, one loop for every model), which runs the iterations. Orientation is scikit-learn's: X is samples x features,
 so for a hyperspectral scene the rows are pixels, W holds the abundances and
 ``components_`` the endmember spectra.
 
@@ -39,7 +38,7 @@ Objective (with ``l1W, l2W, l1H, l2H`` scikit-learn's scaled elastic-net terms):
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -51,7 +50,8 @@ _ROBUST = ("correntropy",)
 _ROBUST_WEIGHTS = ("band", "entry")
 _GRAPH_WEIGHTS = ("heat", "binary")
 # sigma=None: sigma^2 = SIGMA_SCALE * mean(r^2) of the current residuals (r: band residual
-# norms or entries), so a typical band has weight exp(-1).
+# norms or entries), so a typical band has weight exp(-1). The engine's rule (nmf::kSigmaScale in
+# nmf/fit.hpp); the value here is for tests and documentation.
 SIGMA_SCALE = 0.5
 
 
@@ -196,23 +196,7 @@ def affinity(est: Any, X: Any, threads: int) -> sp.csr_matrix:
     return S
 
 
-# ---------------------------------------------------------------- small pieces
-
-def _auto_sweeps(pass_cost: float, rows: int, k: int, extra: float = 0.0) -> int:
-    """HALS sweeps per half-step, the engine's rule (Gillis & Glineur's rho, alpha = 0.5).
-
-    ``extra``: further cost of one sweep (the graph's sparse product S W).
-    """
-    rho = 1.0 + pass_cost / (rows * (k + 1.0) + extra)
-    return int(np.clip(1.0 + 0.5 * rho, 1.0, 100.0))
-
-
-def _pen(Y: np.ndarray, l1: float, l2: float) -> float:
-    if l1 == 0.0 and l2 == 0.0:
-        return 0.0
-    Yd = Y.astype(np.float64, copy=False)
-    return l1 * float(Yd.sum()) + 0.5 * l2 * float(np.vdot(Yd, Yd))
-
+# ---------------------------------------------------------------- the engine's terms
 
 def project_simplex(V: np.ndarray) -> np.ndarray:
     """Euclidean projection of every row of V onto {w >= 0, sum(w) = 1} (sort-based, exact)."""
@@ -226,36 +210,12 @@ def project_simplex(V: np.ndarray) -> np.ndarray:
     return np.maximum(V - theta[:, None], 0).astype(V.dtype, copy=False)
 
 
-class _GraphArgs:
-    """The affinity in the form the C++ kernels take, in the factors' dtype."""
+def simplex_rows(W: np.ndarray, A: np.ndarray, G: np.ndarray, l2: float, steps: int) -> None:
+    """W half-step on the simplex, in place (transform of new rows): projected gradient, step 1/Lipschitz.
 
-    def __init__(self, S: sp.csr_matrix, lam: float, dtype: Any) -> None:
-        self.S = S
-        self.lam = lam
-        self.indptr = np.ascontiguousarray(S.indptr, dtype=np.int64)
-        self.indices = np.ascontiguousarray(S.indices, dtype=np.int64)
-        self.data = np.ascontiguousarray(S.data, dtype=dtype)
-        self.degree = np.ascontiguousarray(np.asarray(S.sum(axis=1)).ravel(), dtype=dtype)
-        self.max_degree = float(self.degree.max()) if self.degree.size else 0.0
-
-    def trace(self, W: np.ndarray, threads: int) -> float:
-        return float(_core.nmf_graph_trace(W, self.indptr, self.indices, self.data, self.degree, threads))
-
-    def laplacian_times(self, W: np.ndarray) -> np.ndarray:
-        return (self.degree[:, None] * W - (self.S @ W)).astype(W.dtype, copy=False)
-
-
-def simplex_rows(W: np.ndarray, A: np.ndarray, G: np.ndarray, l2: float, graph: Optional[_GraphArgs],
-                 steps: int) -> None:
-    """W half-step on the simplex, in place: projected gradient, step 1/Lipschitz.
-
-    Minimises 0.5 w'Gw - a'w + 0.5 l2 |w|^2 per row (+ the graph term), every
-    iterate exactly feasible; the objective decreases at every step.
+    Minimises 0.5 w'Gw - a'w + 0.5 l2 |w|^2 per row, every iterate exactly feasible.
     """
-    Gd = G.astype(np.float64)
-    lip = float(np.linalg.eigvalsh(Gd).max()) + l2
-    if graph is not None:
-        lip += graph.lam * 2.0 * graph.max_degree  # |L| <= 2 max degree
+    lip = float(np.linalg.eigvalsh(G.astype(np.float64)).max()) + l2
     if not lip > 0:
         return
     step = W.dtype.type(1.0 / lip)
@@ -263,193 +223,47 @@ def simplex_rows(W: np.ndarray, A: np.ndarray, G: np.ndarray, l2: float, graph: 
         grad = W @ G - A
         if l2:
             grad += W.dtype.type(l2) * W
-        if graph is not None and graph.lam:
-            grad += W.dtype.type(graph.lam) * graph.laplacian_times(W)
         W[...] = project_simplex(W - step * grad)
 
 
-# ---------------------------------------------------------------- fit
+def terms(est: Any, X: Any, weights: Any, threads: int) -> dict:
+    """The research terms of the fit as keyword arguments of ``_core.nmf_fit`` (the engine runs the loop).
 
-def fit(est: Any, X: Any, weights: Any, init: str, k: int, W: Any, H: Any, threads: int, seed: int) -> np.ndarray:
-    """The fit for the research options; sets est's attributes and returns W."""
-    from .nmf import _initialize, _spec
-
+    Builds the affinity (``est.graph_``) for the graph term; the graph weight
+    is ``graph_reg * n_features``.
+    """
+    if not active(est):
+        return {}
     if weights is not None:
         raise ValueError("graph_reg, robust and abundance_sum_to_one do not support missing values or mask=")
-    m, n = X.shape
-    spec = _spec(X)
-    total, sqnorm = _core.nmf_sums(spec, np.empty((1, 1), X.dtype), threads)
-    if sqnorm == 0.0:
-        raise ValueError("X is all zeros; there is nothing to factorize")
-    if init == "custom":
-        Wf, Ht = est._custom_start(X, W, H, k)
-    else:
-        Wf, Ht = _initialize(X, k, init, seed, threads, total / (m * n))
-    l1W, l2W, l1H, l2H = est._penalties(m, n)
-    solver = est.solver
-    auto = est.inner_sweeps == "auto"
-    pass_cost = float(m) * n if not sp.issparse(X) else float(X.nnz)
-    sweeps_W = _auto_sweeps(pass_cost, m, k) if auto else int(est.inner_sweeps)
-    sweeps_H = _auto_sweeps(pass_cost, n, k) if auto else int(est.inner_sweeps)
-    stop = 0.1 if auto else 0.0
-    simplex_steps = max(sweeps_W, 10) if auto else int(est.inner_sweeps)
-
-    graph = None
+    n = X.shape[1]
+    kw: dict = {"simplex": bool(est.abundance_sum_to_one)}
     if est.graph_reg > 0:
         S = affinity(est, X, threads)
-        graph = _GraphArgs(S, float(est.graph_reg) * n, X.dtype)
         est.graph_ = S
-        if auto:
-            sweeps_W = _auto_sweeps(pass_cost, m, k, extra=float(S.nnz) * k)
-    if est.abundance_sum_to_one:
-        s = Wf.sum(axis=1, keepdims=True)
-        Wf[...] = np.where(s > 0, Wf / np.where(s > 0, s, 1), Wf.dtype.type(1.0 / k))
+        kw["graph"] = (np.ascontiguousarray(S.indptr, dtype=np.int64), np.ascontiguousarray(S.indices, dtype=np.int64),
+                       np.ascontiguousarray(S.data, dtype=X.dtype),
+                       np.ascontiguousarray(np.asarray(S.sum(axis=1)).ravel(), dtype=X.dtype),
+                       float(est.graph_reg) * n)
+    if est.robust is not None:
+        if est.robust_weights == "entry" and sp.issparse(X):
+            raise ValueError("robust_weights='entry' needs a dense X (a weight for every entry); "
+                             "use robust_weights='band' for sparse X")
+        kw["robust"] = est.robust_weights
+        kw["sigma2"] = 0.0 if est.sigma is None else float(est.sigma) ** 2
+    return kw
 
-    robust = est.robust is not None
-    if robust and est.robust_weights == "entry":
-        return _fit_entry(est, X, Wf, Ht, l1W, l2W, l1H, l2H, threads)
 
-    # Squared norms of X's columns (the bands), for the per-band residuals.
-    if sp.issparse(X):
-        col_sq = np.asarray(X.multiply(X).sum(axis=0, dtype=np.float64)).ravel()
+def set_attributes(est: Any, result: dict) -> None:
+    """The fitted attributes of the correntropy models from the engine's result."""
+    if est.robust is None:
+        return
+    est.sigma_ = float(np.sqrt(result["sigma2"]))
+    if est.robust_weights == "entry":
+        est.entry_weights_ = result["weights"]
+        est.band_weights_ = None
     else:
-        col_sq = np.einsum("ij,ij->j", X, X, dtype=np.float64)
-    xx = float(col_sq.sum())
-    fixed_sigma2 = None if est.sigma is None else float(est.sigma) ** 2
-
-    def band_residuals(B: np.ndarray, GW: np.ndarray) -> np.ndarray:
-        Hd = Ht.astype(np.float64)
-        e = col_sq - 2.0 * np.einsum("ij,ij->i", B.astype(np.float64), Hd) + np.einsum(
-            "ij,jk,ik->i", Hd, GW.astype(np.float64), Hd)
-        return np.maximum(e, 0.0)
-
-    def band_weights(e: np.ndarray) -> Tuple[np.ndarray, float]:
-        sigma2 = fixed_sigma2 if fixed_sigma2 is not None else SIGMA_SCALE * float(e.mean())
-        if not sigma2 > 0:  # an exact fit: every band fits, all weights 1
-            return np.ones_like(e), 1.0
-        return np.exp(-e / (2.0 * sigma2)), sigma2
-
-    omega = None
-    sigma2 = 1.0
-    if robust:
-        B = _core.nmf_products(spec, Wf, True, threads)
-        omega, sigma2 = band_weights(band_residuals(B, _core.nmf_gram(Wf, threads)))
-
-    hook = est._hook()
-    losses = []
-    prev = np.inf
-    converged = False
-    n_iter = 0
-    tol = float(est.tol)
-    GH = None  # H H^T of the current H, once the loss has computed it
-    for it in range(1, int(est.max_iter) + 1):
-        # W half-step: A = X diag(omega) H^T, G = H diag(omega) H^T.
-        if omega is None:
-            A = _core.nmf_products(spec, Ht, False, threads)
-            G = _core.nmf_gram(Ht, threads) if GH is None else GH
-        else:
-            om = omega.astype(X.dtype)
-            A = _core.nmf_products(spec, np.ascontiguousarray(Ht * om[:, None]), False, threads)
-            G = _core.nmf_gram(np.ascontiguousarray(Ht * np.sqrt(om)[:, None]), threads)
-        if est.abundance_sum_to_one:
-            simplex_rows(Wf, A, G, l2W, graph, simplex_steps)
-        elif graph is not None:
-            _core.nmf_graph_update_rows(Wf, A, G, graph.indptr, graph.indices, graph.data, graph.degree, solver,
-                                        l1W, l2W, graph.lam, sweeps_W, threads)
-        else:
-            _core.nmf_update_rows(Wf, A, G, solver, l1W, l2W, sweeps_W, stop, threads)
-        # H half-step: the band weights scale each row's fit term, not its penalty.
-        B = _core.nmf_products(spec, Wf, True, threads)
-        GW = _core.nmf_gram(Wf, threads)
-        if omega is not None and (l1H > 0 or l2H > 0):
-            _core.nmf_update_rows_scaled(Ht, B, GW, np.ascontiguousarray(omega, dtype=X.dtype), solver, l1H, l2H,
-                                         sweeps_H, threads)
-        else:
-            _core.nmf_update_rows(Ht, B, GW, solver, l1H, l2H, sweeps_H, stop, threads)
-        # Objective at the new iterate.
-        penalty = _pen(Wf, l1W, l2W) + _pen(Ht, l1H, l2H)
-        if graph is not None:
-            penalty += 0.5 * graph.lam * graph.trace(Wf, threads)
-        if robust:
-            e = band_residuals(B, GW)
-            omega, sigma2 = band_weights(e)
-            loss = float(np.sum(sigma2 * (1.0 - omega))) + penalty
-        else:
-            GH = _core.nmf_gram(Ht, threads)
-            cross = float(np.vdot(B.astype(np.float64), Ht.astype(np.float64)))
-            quad = float(np.vdot(GW.astype(np.float64), GH.astype(np.float64)))
-            loss = 0.5 * max(0.0, xx - 2.0 * cross + quad) + penalty
-        losses.append(loss)
-        n_iter = it
-        if hook is not None and not hook(it, loss):
-            break
-        if tol > 0 and np.isfinite(prev) and abs(prev - loss) <= tol * prev:
-            converged = True
-            break
-        prev = loss
-    _set_robust_attributes(est, omega, sigma2, robust)
-    est._finish(n_iter, converged, losses, Wf, Ht, n)
-    est.reconstruction_err_ = float(np.sqrt(max(_core.nmf_residual(spec, Wf, Ht, threads), 0.0)))
-    return Wf
-
-
-def _set_robust_attributes(est: Any, omega: Optional[np.ndarray], sigma2: float, robust: bool) -> None:
-    if robust:
-        est.band_weights_ = None if omega is None else np.asarray(omega, dtype=np.float64)
-        est.sigma_ = float(np.sqrt(sigma2))
-
-
-def _fit_entry(est: Any, X: Any, Wf: np.ndarray, Ht: np.ndarray, l1W: float, l2W: float, l1H: float, l2H: float,
-               threads: int) -> np.ndarray:
-    """Correntropy with a weight per entry: half-quadratic steps on the weighted (masked) engine."""
-    if sp.issparse(X):
-        raise ValueError("robust_weights='entry' needs a dense X (a weight for every entry); "
-                         "use robust_weights='band' for sparse X")
-    from .nmf import _spec
-
-    m, n = X.shape
-    Xc = np.ascontiguousarray(X)
-    Xt = np.ascontiguousarray(Xc.T)
-    M = np.empty_like(Xc)
-    spec = _spec(Xc)
-    fixed = None if est.sigma is None else float(est.sigma) ** 2
-    sweeps = 0 if est.inner_sweeps == "auto" else int(est.inner_sweeps)
-
-    def reweight() -> Tuple[float, float]:
-        sigma2 = fixed
-        if sigma2 is None:
-            sigma2 = 0.5 * max(_core.nmf_residual(spec, Wf, Ht, threads), 0.0) / (m * n)
-            if not sigma2 > 0:
-                sigma2 = 1.0
-        loss = _core.nmf_correntropy_entry_weights(Xc, Wf, Ht, sigma2, M, threads)
-        return sigma2, float(loss)
-
-    sigma2, _ = reweight()
-    hook = est._hook()
-    losses = []
-    prev = np.inf
-    converged = False
-    n_iter = 0
-    tol = float(est.tol)
-    for it in range(1, int(est.max_iter) + 1):
-        _core.nmf_fit_masked(Xc, M, Xt, np.ascontiguousarray(M.T), Wf, Ht, est.solver, 1, 0.0, l1W, l2W, l1H, l2H,
-                             sweeps, threads, None)
-        sigma2, fit_loss = reweight()
-        loss = fit_loss + _pen(Wf, l1W, l2W) + _pen(Ht, l1H, l2H)
-        losses.append(loss)
-        n_iter = it
-        if hook is not None and not hook(it, loss):
-            break
-        if tol > 0 and np.isfinite(prev) and abs(prev - loss) <= tol * prev:
-            converged = True
-            break
-        prev = loss
-    est.entry_weights_ = M
-    est.band_weights_ = None
-    est.sigma_ = float(np.sqrt(sigma2))
-    est._finish(n_iter, converged, losses, Wf, Ht, n)
-    est.reconstruction_err_ = float(np.sqrt(max(_core.nmf_residual(spec, Wf, Ht, threads), 0.0)))
-    return Wf
+        est.band_weights_ = np.asarray(result["weights"], dtype=np.float64)
 
 
 # ---------------------------------------------------------------- transform
@@ -484,7 +298,7 @@ def transform(est: Any, X: Any, threads: int) -> np.ndarray:
     k = Ht.shape[1]
     if est.abundance_sum_to_one:
         W = np.full((m, k), 1.0 / k, dtype=X.dtype)
-        simplex_rows(W, A, G, l2W, None, 500)
+        simplex_rows(W, A, G, l2W, 500)
         return W
     W = np.zeros((m, k), dtype=X.dtype)
     _core.nmf_update_rows(W, A, G, "anls", l1W, l2W, 1, 0.0, threads)

@@ -21,7 +21,9 @@
 // in the same pass from the P it forms anyway, so it arrives one pass late;
 // fit_beta keeps a copy of the left factor to step back when that late
 // objective says the fit should have stopped, and its iterates, losses and
-// stopping are those of the plain W-then-H loop.
+// stopping are those of the plain W-then-H loop (fit.hpp's, whose stopping
+// rule, hook and Ctrl-C polling it shares; the late objective is why it is a
+// loop of its own).
 //
 // Weighted (missing-value) fits multiply both the numerator and denominator
 // matrices by the weights M (dense X only): the loss sum_ij M_ij d(x_ij|y_ij).
@@ -36,6 +38,7 @@
 #include <vector>
 
 #include "rankfold/core/error.hpp"
+#include "rankfold/core/interrupt.hpp"
 #include "rankfold/core/sparse.hpp"
 #include "rankfold/core/threads.hpp"
 #include "rankfold/core/types.hpp"
@@ -552,7 +555,7 @@ struct BetaOptions {
 // + penalties) after iteration i + 1.
 template <typename T, typename Src>
 Result fit_beta(const Src& src, bool transposed, T* W, T* Ht, index_t k, const BetaOptions& opt,
-                const std::function<bool(int, double)>& hook) {
+                const std::function<bool(int, double)>& hook, Cancellation& cancel = no_cancellation()) {
   require(opt.max_iter >= 0, "max_iter must be >= 0");
   require(opt.tol >= 0.0, "tol must be >= 0");
   BetaRule<T> rule(opt.beta);
@@ -572,11 +575,12 @@ Result fit_beta(const Src& src, bool transposed, T* W, T* Ht, index_t k, const B
     res.losses.push_back(loss);
     res.n_iter = it;
     if (hook && !hook(it, loss)) return true;
-    if (opt.tol > 0.0 && std::isfinite(prev) && (prev - loss) <= opt.tol * prev) {
+    if (Stopping{opt.tol}.converged(prev, loss)) {
       res.converged = true;
       return true;
     }
     prev = loss;
+    cancel.check();  // Ctrl-C: once per iteration
     return false;
   };
   auto finish = [&] {

@@ -143,41 +143,6 @@ void transpose_into(const T* A, index_t rows, index_t cols, T* out) {
     for (index_t j = 0; j < cols; ++j) out[j * rows + i] = A[i * cols + j];
 }
 
-// The weighted fit: X, M (m x n) and their transposes Xt, Mt (n x m), all
-// row-major; W (m x k), Ht (n x k) updated in place.
-template <typename T>
-Result fit_masked(const T* X, const T* M, const T* Xt, const T* Mt, index_t m, index_t n, T* W, T* Ht, index_t k,
-                  const Options& opt, const std::function<bool(int, double)>& hook) {
-  require(k >= 1, "n_components must be >= 1");
-  const int sweeps = opt.inner_sweeps > 0 ? opt.inner_sweeps : 2;
-  std::vector<T> H(static_cast<std::size_t>(k * n)), Wt(static_cast<std::size_t>(k * m));
-  double observed_xx = 0.0;  // sum_ij M_ij X_ij^2: the scale that collapsed components are judged against
-  for (index_t i = 0; i < m * n; ++i) observed_xx += static_cast<double>(M[i]) * X[i] * X[i];
-  Result res;
-  double prev = std::numeric_limits<double>::infinity();
-  for (int it = 1; it <= opt.max_iter; ++it) {
-    transpose_into(Ht, n, k, H.data());
-    masked_update_rows(X, M, m, n, W, H.data(), k, opt.pen_W, opt.solver, sweeps, opt.n_threads, false);
-    transpose_into(W, m, k, Wt.data());
-    const double fit_loss =
-        masked_update_rows(Xt, Mt, n, m, Ht, Wt.data(), k, opt.pen_H, opt.solver, sweeps, opt.n_threads);
-    zero_collapsed_by_norms(W, m, Ht, n, k, observed_xx);
-    const double loss = 0.5 * fit_loss + penalties(W, m, k, opt.pen_W) + penalties(Ht, n, k, opt.pen_H);
-    require_finite_loss(loss, it, solver_name(opt.solver));
-    res.losses.push_back(loss);
-    res.n_iter = it;
-    if (hook && !hook(it, loss)) break;
-    if (opt.tol > 0.0 && std::isfinite(prev) && (prev - loss) <= opt.tol * prev) {
-      res.converged = true;
-      break;
-    }
-    prev = loss;
-  }
-  require_finite_factors(W, static_cast<std::size_t>(m * k), Ht, static_cast<std::size_t>(n * k),
-                         solver_name(opt.solver));
-  return res;
-}
-
 // Transform with missing values: each row of W solved exactly (weighted NNLS).
 template <typename T>
 void masked_solve_rows(const T* X, const T* M, index_t rows, index_t cols, T* W, const T* Ht, index_t k, Penalty pen,

@@ -104,6 +104,20 @@ class DenseOperator {
   index_t rows() const { return rows_; }
   index_t cols() const { return cols_; }
 
+  // The cost of one pass over X in multiply-adds per component (m n): the
+  // unit that the automatic inner sweeps weigh a sweep against.
+  double pass_cost() const { return static_cast<double>(rows_) * static_cast<double>(cols_); }
+
+  // out[c] = ||X[:, c]||^2, in double.
+  void column_squared_norms(double* out) const {
+    std::fill(out, out + cols_, 0.0);
+    for (index_t r = 0; r < rows_; ++r)
+      for (index_t c = 0; c < cols_; ++c) {
+        const double v = row_major_ ? data_[r * cols_ + c] : data_[c * rows_ + r];
+        out[c] += v * v;
+      }
+  }
+
   // out (rows x l) = X * B, B (cols x l).
   void times(const T* B, index_t l, T* out, int n_threads) const {
     if (l <= kSmallRank) {
@@ -230,6 +244,19 @@ class SparseOperator {
 
   index_t rows() const { return csc_ ? v_.cols : v_.rows; }
   index_t cols() const { return csc_ ? v_.rows : v_.cols; }
+
+  // One pass over X costs nnz multiply-adds per component.
+  double pass_cost() const { return static_cast<double>(v_.nnz()); }
+
+  // out[c] = ||X[:, c]||^2, in double.
+  void column_squared_norms(double* out) const {
+    std::fill(out, out + cols(), 0.0);
+    for (index_t r = 0; r < v_.rows; ++r)
+      for (I p = v_.indptr[r]; p < v_.indptr[r + 1]; ++p) {
+        const double v = v_.data[p];
+        out[csc_ ? r : static_cast<index_t>(v_.indices[p])] += v * v;
+      }
+  }
 
   void times(const T* B, index_t l, T* out, int n_threads) const {
     if (csc_)

@@ -3,8 +3,8 @@
 //   sum_b exp(-|r_b|^2 / (2 sigma^2))   (per band b, r_b = x_b - W h_b)
 // or the same sum over single entries. Half-quadratic optimisation turns it
 // into an iteratively re-weighted NMF: weights w = exp(-r^2 / (2 sigma^2))
-// from the current residuals, then one weighted NMF iteration. The loop lives
-// in Python (rankfold/_nmf_research.py) on the step kernels; the two kernels
+// from the current residuals, then one weighted NMF iteration. The loop is
+// the engine's (fit.hpp: the correntropy terms of its models); the kernels
 // here are the pieces that cost a pass over X or have no unweighted twin.
 #pragma once
 
@@ -46,6 +46,22 @@ double correntropy_entry_weights(const T* X, index_t m, index_t n, const T* W, c
       }
     }
     return loss;
+  });
+}
+
+// sum_ij (X_ij - w_i . h_j)^2 for dense, row-major X, in double.
+template <typename T>
+double dense_residual(const T* X, index_t m, index_t n, const T* W, const T* Ht, index_t k, int n_threads) {
+  return blocked_sum(m, 64, n_threads, [&](index_t lo, index_t hi) {
+    double s = 0.0;
+    for (index_t i = lo; i < hi; ++i)
+      for (index_t c = 0; c < n; ++c) {
+        double fit = 0.0;
+        for (index_t j = 0; j < k; ++j) fit += static_cast<double>(W[i * k + j]) * Ht[c * k + j];
+        const double r = static_cast<double>(X[i * n + c]) - fit;
+        s += r * r;
+      }
+    return s;
   });
 }
 

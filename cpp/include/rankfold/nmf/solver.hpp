@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
-#include <initializer_list>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -39,6 +38,19 @@ struct Options {
   // zeros that projecting an extrapolated point creates.
   bool extrapolate = false;
   int n_threads = 0;
+};
+
+// The stopping rule of every NMF fit loop, in one place: the fit has
+// converged when the objective changed by at most `tol` relative to its
+// previous value, |f_prev - f| <= tol f_prev (an increase larger than that is
+// not convergence). tol = 0 never stops. Loops that report the best
+// objective so far (the extrapolated loop) apply it only on iterations that
+// improved on the best: an iteration that found nothing better is a restart.
+struct Stopping {
+  double tol = 1e-4;
+  bool converged(double prev, double cur) const {
+    return tol > 0.0 && std::isfinite(prev) && std::isfinite(cur) && std::abs(prev - cur) <= tol * prev;
+  }
 };
 
 // Step-size schedule of the extrapolation: grow beta while the objective
@@ -96,6 +108,7 @@ struct Result {
   int n_iter = 0;
   bool converged = false;
   std::vector<double> losses;  // objective after each iteration
+  double sigma2 = 0.0;         // correntropy models: the final kernel width squared
 };
 
 // The objective 0.5 ||X - WH||^2 + penalties.
@@ -145,7 +158,7 @@ bool is_collapsed(double norm2_w, double norm2_h, double xx) {
 // of W or Ht) consistent. Returns the number of components zeroed.
 template <typename T>
 int zero_collapsed(T* W, index_t m, T* Ht, index_t n, index_t k, T* GW, T* GH, double xx,
-                   std::initializer_list<std::pair<T*, index_t>> cols_of = {}) {
+                   const std::vector<std::pair<T*, index_t>>& cols_of = {}) {
   int dropped = 0;
   for (index_t j = 0; j < k; ++j) {
     if (!is_collapsed<T>(GW[j * k + j], GH[j * k + j], xx)) continue;
@@ -199,8 +212,9 @@ void require_finite_factors(const T* W, std::size_t w_size, const T* Ht, std::si
 
 // Automatic inner sweeps from the cost ratio of one pass over X to one sweep
 // (Gillis & Glineur's rho with alpha = 0.5), capped.
-inline int auto_sweeps(double pass_cost, index_t rows, index_t k) {
-  const double rho = 1.0 + pass_cost / (static_cast<double>(rows) * static_cast<double>(k + 1));
+// `extra`: a further cost of one sweep (the graph term's sparse product S W).
+inline int auto_sweeps(double pass_cost, index_t rows, index_t k, double extra = 0.0) {
+  const double rho = 1.0 + pass_cost / (static_cast<double>(rows) * static_cast<double>(k + 1) + extra);
   return static_cast<int>(std::clamp(1.0 + 0.5 * rho, 1.0, 100.0));
 }
 
@@ -226,8 +240,8 @@ T balancing_scale(double norm2_w, double norm2_h) {
 // change; ordinary fits never drift this far and never take this branch.
 template <typename T>
 int rebalance_drifted(T* W, index_t m, T* Ht, index_t n, index_t k, T* GW, T* GH,
-                      std::initializer_list<std::pair<T*, index_t>> with_w = {},
-                      std::initializer_list<std::pair<T*, index_t>> with_h = {}) {
+                      const std::vector<std::pair<T*, index_t>>& with_w = {},
+                      const std::vector<std::pair<T*, index_t>>& with_h = {}) {
   const double e = std::numeric_limits<T>::epsilon(), limit = 1.0 / (e * e);
   int moved = 0;
   for (index_t j = 0; j < k; ++j) {
@@ -267,166 +281,6 @@ void balance_columns(T* W, index_t rows_w, T* Ht, index_t rows_h, index_t k, con
     for (index_t j = 0; j < k; ++j) W[i * k + j] *= scale[j];
   for (index_t i = 0; i < rows_h; ++i)
     for (index_t j = 0; j < k; ++j) Ht[i * k + j] /= scale[j];
-}
-
-// The fit loop with extrapolation (Ang & Gillis, "Accelerating nonnegative
-// matrix factorization algorithms using extrapolation", Neural Computation
-// 2019). Each half-step solves against the other factor's extrapolated point
-// max(0, Y + beta (Y - Y_prev)) instead of its last iterate; beta adapts,
-// and after an iteration that raised the objective H is not extrapolated
-// (a restart). The pair (W, H) of every iteration is a genuine iterate (H is
-// the best response to W), so the returned pair is the best one seen, and
-// losses[i] is the objective of the best pair after iteration i+1 (it never
-// increases). X is still touched twice per iteration, plus one pass for a
-// last W half-step against the returned H. Without penalties the returned
-// pairs are balanced (||w_j|| = ||h_j||).
-template <typename T, typename Op, typename HalfStep>
-Result fit_extrapolated(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
-                        const std::function<bool(int, double)>& hook, HalfStep&& half_step, int sweeps_W,
-                        int sweeps_H, double xx) {
-  const index_t m = X.rows(), n = X.cols();
-  const int nt = opt.n_threads;
-  const std::size_t mk = static_cast<std::size_t>(m * k), nk = static_cast<std::size_t>(n * k);
-  std::vector<T> A(mk), B(nk), GW(static_cast<std::size_t>(k * k)), GH(static_cast<std::size_t>(k * k));
-  // W: the working (extrapolated) W; W_prev: the last plain W iterate.
-  // H_hat: extrapolated H fed to the W step; H_prev: the last plain H.
-  std::vector<T> W_prev(W, W + mk), H_hat(Ht, Ht + nk), H_prev(Ht, Ht + nk);
-  std::vector<T> W_best(W, W + mk), H_best(Ht, Ht + nk);
-  Extrapolation ex;
-  Result res;
-  double prev = std::numeric_limits<double>::infinity(), best = prev;
-  for (int it = 1; it <= opt.max_iter; ++it) {
-    X.times(H_hat.data(), k, A.data(), nt);
-    gram(H_hat.data(), n, k, GH.data(), nt);
-    half_step(W, A.data(), GH.data(), m, opt.pen_W, sweeps_W);
-    // The start is not an iterate of the method: extrapolate from the second iteration on.
-    bool kept = true;
-    if (it == 1)
-      std::copy(W, W + mk, W_prev.begin());
-    else
-      kept = extrapolate_in_place(W, W_prev.data(), m, k, ex.beta, nt);
-    X.transpose_times(W, k, B.data(), nt);
-    gram(W, m, k, GW.data(), nt);
-    half_step(H_hat.data(), B.data(), GW.data(), n, opt.pen_H, sweeps_H);  // now the plain H iterate
-    gram(H_hat.data(), n, k, GH.data(), nt);
-    zero_collapsed(W, m, H_hat.data(), n, k, GW.data(), GH.data(), xx, {{B.data(), n}});
-    // (B = X^T W scales with W; W_prev and H_prev with the factors they extrapolate)
-    rebalance_drifted(W, m, H_hat.data(), n, k, GW.data(), GH.data(), {{B.data(), n}, {W_prev.data(), m}},
-                      {{H_prev.data(), n}});
-    const double loss =
-        objective(xx, B.data(), H_hat.data(), nk, GW.data(), GH.data(), k, W, m, H_hat.data(), n, opt);
-    require_finite_loss(loss, it, solver_name(opt.solver));
-    const double best_before = best;
-    if (loss < best) {
-      best = loss;
-      std::copy(W, W + mk, W_best.begin());
-      std::copy(H_hat.begin(), H_hat.end(), H_best.begin());
-    }
-    if (it == 1 || loss > prev || !kept) {
-      if (it > 1) ex.on_increase();
-      std::copy(H_hat.begin(), H_hat.end(), H_prev.begin());
-    } else {
-      ex.on_decrease();
-      if (!extrapolate_in_place(H_hat.data(), H_prev.data(), n, k, ex.beta, nt)) ex.on_increase();
-    }
-    prev = loss;
-    res.losses.push_back(best);
-    res.n_iter = it;
-    if (hook && !hook(it, best)) break;
-    if (opt.tol > 0.0 && std::isfinite(best_before) && best < best_before &&
-        (best_before - best) <= opt.tol * best_before) {
-      res.converged = true;
-      break;
-    }
-  }
-  if (res.n_iter > 0) {
-    std::copy(W_best.begin(), W_best.end(), W);
-    std::copy(H_best.begin(), H_best.end(), Ht);
-    // W is an extrapolated point: one more W half-step against the returned
-    // H (one more pass over X; it can only lower the objective) makes W the
-    // response to H, as in the plain loop, so that transform(X) reproduces it.
-    X.times(Ht, k, A.data(), nt);
-    gram(Ht, n, k, GH.data(), nt);
-    half_step(W, A.data(), GH.data(), m, opt.pen_W, sweeps_W);
-    gram(W, m, k, GW.data(), nt);
-    res.losses.back() = std::min(res.losses.back(),
-                                 objective(xx, A.data(), W, mk, GW.data(), GH.data(), k, W, m, Ht, n, opt));
-    // Extrapolating W and H can move scale from one factor to the other
-    // (W H is unchanged by w_j c, h_j / c); without penalties, hand back
-    // balanced pairs, ||w_j|| = ||h_j||, instead of an accident of the path.
-    const bool unpenalised = opt.pen_W.l1 == 0.0 && opt.pen_W.l2 == 0.0 && opt.pen_H.l1 == 0.0 && opt.pen_H.l2 == 0.0;
-    if (unpenalised) balance_columns(W, m, Ht, n, k, GW.data(), GH.data());
-    require_finite_factors(W, mk, Ht, nk, solver_name(opt.solver));
-  }
-  return res;
-}
-
-// Fits W and Ht in place. `hook(iteration, loss)` is called after every
-// iteration (if set) and stops the fit by returning false.
-template <typename T, typename Op>
-Result fit(const Op& X, T* W, T* Ht, index_t k, const Options& opt,
-           const std::function<bool(int, double)>& hook, double pass_cost) {
-  const index_t m = X.rows(), n = X.cols();
-  require(k >= 1, "n_components must be >= 1");
-  require(opt.max_iter >= 0, "max_iter must be >= 0");
-  const int nt = opt.n_threads;
-  const double xx = X.squared_norm(nt);
-  const int sweeps_W = opt.inner_sweeps > 0 ? opt.inner_sweeps : auto_sweeps(pass_cost, m, k);
-  const int sweeps_H = opt.inner_sweeps > 0 ? opt.inner_sweeps : auto_sweeps(pass_cost, n, k);
-  const double stop = opt.inner_sweeps > 0 ? 0.0 : opt.inner_stop;
-
-  auto half_step = [&](T* Y, const T* Ab, const T* G, index_t rows, Penalty pen, int sweeps) {
-    switch (opt.solver) {
-      case Solver::Hals:
-        update_rows_hals(Y, Ab, G, rows, k, pen, sweeps, stop, nt);
-        break;
-      case Solver::Mu:
-        update_rows_mu(Y, Ab, G, rows, k, pen, nt);
-        break;
-      case Solver::Anls:
-        update_rows_bpp(Y, Ab, G, rows, k, pen, nt);
-        break;
-    }
-  };
-
-  if (opt.extrapolate && opt.update_W && opt.update_H && opt.solver != Solver::Mu)
-    return fit_extrapolated(X, W, Ht, k, opt, hook, half_step, sweeps_W, sweeps_H, xx);
-  std::vector<T> A(static_cast<std::size_t>(m * k)), B(static_cast<std::size_t>(n * k));
-  std::vector<T> GW(static_cast<std::size_t>(k * k)), GH(static_cast<std::size_t>(k * k));
-  Result res;
-  double prev = std::numeric_limits<double>::infinity();
-  gram(Ht, n, k, GH.data(), nt);  // kept current: recomputed after every H update
-  for (int it = 1; it <= opt.max_iter; ++it) {
-    if (opt.update_W) {
-      X.times(Ht, k, A.data(), nt);
-      half_step(W, A.data(), GH.data(), m, opt.pen_W, sweeps_W);
-    }
-    X.transpose_times(W, k, B.data(), nt);
-    gram(W, m, k, GW.data(), nt);
-    if (opt.update_H) {
-      half_step(Ht, B.data(), GW.data(), n, opt.pen_H, sweeps_H);
-      gram(Ht, n, k, GH.data(), nt);
-    }
-    // (with a factor held fixed, its zero columns stay the caller's business)
-    if (opt.update_W && opt.update_H) {
-      zero_collapsed(W, m, Ht, n, k, GW.data(), GH.data(), xx, {{B.data(), n}});
-      rebalance_drifted(W, m, Ht, n, k, GW.data(), GH.data(), {{B.data(), n}});
-    }
-    const double loss = objective(xx, B.data(), Ht, static_cast<std::size_t>(n * k), GW.data(), GH.data(), k, W, m,
-                                  Ht, n, opt);
-    require_finite_loss(loss, it, solver_name(opt.solver));
-    res.losses.push_back(loss);
-    res.n_iter = it;
-    if (hook && !hook(it, loss)) break;
-    if (opt.tol > 0.0 && std::isfinite(prev) && (prev - loss) <= opt.tol * prev) {
-      res.converged = true;
-      break;
-    }
-    prev = loss;
-  }
-  require_finite_factors(W, static_cast<std::size_t>(m * k), Ht, static_cast<std::size_t>(n * k),
-                         solver_name(opt.solver));
-  return res;
 }
 
 // W = argmin_{W >= 0} of the W half-problem with Ht fixed, exactly (rows by

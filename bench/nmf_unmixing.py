@@ -32,7 +32,8 @@ from _common import DATA_DIR, machine, print_table, write_json  # noqa: E402
 
 import rankfold  # noqa: E402
 from rankfold import datasets  # noqa: E402
-from rankfold.nmf import _initialize, grid_graph  # noqa: E402
+from rankfold.nmf import grid_graph
+from rankfold.nmf._init import initialize as _initialize  # noqa: E402
 from sklearn.decomposition import NMF as SkNMF  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402

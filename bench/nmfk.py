@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, print_table, write_json  # noqa: E402
 
 import rankfold  # noqa: E402
-from rankfold._nmfk import align_columns, cluster_silhouettes, perturb  # noqa: E402
+from rankfold.nmf._nmfk import align_columns, cluster_silhouettes, perturb  # noqa: E402
 from sklearn.decomposition import NMF as SkNMF  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402

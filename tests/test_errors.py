@@ -804,7 +804,7 @@ def test_senmf_bad_input():
         model.transform(X[:, :4])
     with pytest.raises(ValueError, match="components"):
         model.top_words(["a", "b"])
-    from rankfold.senmf import semantic_stack
+    from rankfold.nmf import semantic_stack
 
     with pytest.raises(ValueError, match="semantic_weight"):
         semantic_stack(X, semantic_weight=-1)

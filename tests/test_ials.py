@@ -139,7 +139,7 @@ def test_exact_row_solution_is_a_fixed_point(rng, feedback):
     """Rows that already solve their problem exactly (a Cholesky half sweep)
     do not move under a subspace sweep: block descent stops at the minimiser."""
     from rankfold import _core
-    from rankfold.completion import _csr_parts
+    from rankfold.completion._engine import csr_parts as _csr_parts
 
     R = random_interactions(rng, 60, 40, density=0.2)
     k = 9

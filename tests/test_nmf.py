@@ -333,7 +333,7 @@ def test_not_fitted_and_wrong_width(rng):
 def test_step_kernels_reproduce_the_fit_loop(rng, solver, fmt):
     """The step-level bindings (products, gram, update_rows) driven from Python give the fit loop's iterates."""
     from rankfold import _core
-    from rankfold.nmf import _spec
+    from rankfold._operand import operand as _spec
 
     X = low_rank(rng, m=50, n=30, k=4)
     X[X < np.quantile(X, 0.3)] = 0.0

@@ -100,7 +100,7 @@ def ref_simplex(X, W, H, iters, steps):
         A, G = X @ H.T, H @ H.T
         step = 1.0 / np.linalg.eigvalsh(G).max()
         for _ in range(steps):
-            W = rankfold._nmf_research.project_simplex(W - step * (W @ G - A))
+            W = rankfold.nmf._research.project_simplex(W - step * (W @ G - A))
         Ht = H.T
         for _ in range(steps):  # inner_sweeps HALS sweeps for H too
             Ht = hals_cols(Ht, X.T @ W, W.T @ W)

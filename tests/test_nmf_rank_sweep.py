@@ -19,7 +19,7 @@ import pytest
 import scipy.sparse as sp
 
 import rankfold
-from rankfold._nmfk import perturb
+from rankfold.nmf._nmfk import perturb
 from rankfold.nmf import ConvergenceWarning
 from rankfold._validation import check_random_state
 

@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse as sp
 
 import rankfold
-from rankfold import _nmf_research
+from rankfold.nmf import _research as _nmf_research
+from rankfold.nmf.graphs import grid_graph, knn_graph
 
 
 def low_rank(rng, m=60, n=40, k=4, noise=0.01):
@@ -151,14 +152,14 @@ def test_graph_reg_zero_or_empty_graph_is_plain_nmf(rng):
 
 def test_knn_graph(rng):
     X = np.vstack([rng.random((20, 5)), rng.random((20, 5)) + 5.0])
-    S = _nmf_research.knn_graph(X, 4, "heat", 1)
+    S = knn_graph(X, 4, "heat", 1)
     assert S.shape == (40, 40) and (S != S.T).nnz == 0 and S.diagonal().sum() == 0
     # Two well separated clusters: no edge between them, every sample has >= 4 neighbours.
     assert S[:20, 20:].nnz == 0
     assert np.all(np.diff(S.indptr) >= 4)
     d2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
     i, j = S.nonzero()
-    Sb = _nmf_research.knn_graph(X, 4, "binary", 1)
+    Sb = knn_graph(X, 4, "binary", 1)
     np.testing.assert_array_equal(Sb.data, 1.0)
     assert np.all(S.data <= 1.0) and np.all(S.data > 0)
     # Heat weights are monotone in the distance.
@@ -312,7 +313,7 @@ def test_research_options_keep_sklearn_behaviour(rng):
 def test_grid_graph(rng, order):
     lines, cols = 4, 5
     X = rng.random((lines * cols, 3))
-    S = _nmf_research.grid_graph(X, (lines, cols), order).toarray()
+    S = grid_graph(X, (lines, cols), order).toarray()
     idx = np.arange(lines * cols).reshape(lines, cols, order=order)
     expected = np.zeros_like(S, dtype=bool)
     for i in range(lines):
@@ -375,7 +376,7 @@ def test_samson_correntropy_and_graph_against_plain_nmf():
     every = np.arange(X.shape[1])
     plain = _samson_scores(X, every, endmembers, abundances, solver="mu")
     robust = _samson_scores(X, every, endmembers, abundances, solver="mu", robust="correntropy")
-    graph = _nmf_research.grid_graph(X, (95, 95), "F")
+    graph = grid_graph(X, (95, 95), "F")
     ss = _samson_scores(X, every, endmembers, abundances, solver="mu", graph=graph, graph_reg=1e-3)
     # Correntropy: better endmembers and abundances than plain NMF.
     assert robust[0] < 0.8 * plain[0], (robust, plain)
@@ -435,7 +436,7 @@ def test_robust_transform_uses_the_band_weights(rng):
     # The plain NNLS transform is thrown off by the two corrupted bands.
     plain = np.zeros_like(W)
     from rankfold import _core
-    from rankfold.nmf import _spec
+    from rankfold._operand import operand as _spec
 
     _core.nmf_solve_rows(_spec(X), plain, np.ascontiguousarray(model.components_.T), 0.0, 0.0, 1)
     assert np.abs(plain - W).max() > 50 * np.abs(Wt - W).max(), (np.abs(plain - W).max(), np.abs(Wt - W).max())

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from conftest import data_path
 
 from rankfold import NMF, NMFk, SeNMF, text
-from rankfold.senmf import semantic_stack
+from rankfold.nmf import semantic_stack
 
 
 def textbook_joint_mu(X, M, W, T, C, lam, iters):

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from conftest import data_path
 
 from rankfold import text
-from rankfold._nmfk import align_columns, cluster_silhouettes, perturb
+from rankfold.nmf._nmfk import align_columns, cluster_silhouettes, perturb
 
 
 def test_ppmi_matches_dense_formula(rng):

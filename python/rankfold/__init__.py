@@ -6,19 +6,40 @@ minimization, and nearest-neighbour search, with scikit-learn-style APIs.
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from . import _core
 from ._core import __version__
-from .ann import ExactIndex, HNSWIndex, knn
-from .completion import ALS
-from .nmf import NMF, randomized_svd
-from .nmfk import NMFk
-from .senmf import SeNMF
-from .utils import topk
+
+# Public names, imported on first use (PEP 562): ``import rankfold`` loads the
+# compiled core only, so that a search service or a Dask worker does not pay
+# for scikit-learn and the NMF family it never uses.
+_LAZY = {
+    "ExactIndex": "ann", "HNSWIndex": "ann", "knn": "ann",
+    "ALS": "completion",
+    "NMF": "nmf", "NMFk": "nmf", "SeNMF": "nmf",
+    "randomized_svd": "linalg", "topk": "linalg",
+}
+_SUBMODULES = ("ann", "completion", "nmf", "linalg", "text", "metrics", "model_selection", "datasets", "dask")
 
 __all__ = ["__version__", "ExactIndex", "HNSWIndex", "knn", "ALS", "NMF", "NMFk", "SeNMF", "randomized_svd", "topk",
            "get_include", "get_cmake_dir", "show_config"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'rankfold' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
 
 
 def get_include() -> str:

@@ -19,6 +19,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from . import _core
+
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
@@ -182,8 +184,6 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
 def check_n_threads(n_threads: Any) -> int:
     """None -> all cores (OMP_NUM_THREADS honoured); otherwise an int >= 1."""
     if n_threads is None:
-        from . import _core
-
         return int(_core.default_threads())
     return check_int(n_threads, "n_threads", low=1, high=4096)
 

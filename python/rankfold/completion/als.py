@@ -36,8 +36,7 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core
-from ._validation import (
+from .._validation import (
     callback_stops,
     check_array,
     check_choice,
@@ -48,45 +47,12 @@ from ._validation import (
     check_random_state,
     check_sparse,
 )
+from . import _engine
 
 __all__ = ["ALS"]
 
 FEEDBACKS = ("implicit", "explicit")
 SOLVERS = ("cg", "cholesky", "ials++")
-
-
-def _half_sweep(parts: tuple, n_cols: int, other: np.ndarray, other_bias: Optional[np.ndarray], own: np.ndarray,
-                own_bias: Optional[np.ndarray], mu: float, gram: Optional[np.ndarray], p: dict, nonnegative: bool,
-                n_threads: int) -> None:
-    """One half sweep: every row of ``own`` (updated in place, with its bias)
-    solved against ``other`` on the CSR ``parts`` with the solver of ``p``
-    (``ALS._params``). ``gram``: ``other``'s Gram matrix (implicit; None:
-    computed in C++). The one dispatch shared by ALS and rankfold.dask.ALS."""
-    implicit = p["feedback"] == "implicit"
-    if p["solver"] == "ials++":
-        _core.als_subspace_half_sweep(*parts, n_cols, other, own, block_size=p["block_size"], implicit=implicit,
-                                      alpha=p["alpha"], mu=mu, other_bias=None if implicit else other_bias,
-                                      own_bias=None if implicit else own_bias, regularization=p["reg"],
-                                      nonnegative=nonnegative, n_threads=n_threads,
-                                      YtY=gram if implicit else None)
-        return
-    common = dict(solver=p["solver"], cg_steps=p["cg_steps"], regularization=p["reg"], nonnegative=nonnegative,
-                  n_threads=n_threads)
-    if implicit:
-        _core.als_implicit_half_sweep(*parts, n_cols, other, own, alpha=p["alpha"], YtY=gram, **common)
-    else:
-        _core.als_explicit_half_sweep(*parts, n_cols, other, other_bias, own, own_bias, mu, **common)
-
-
-def _index_dtype(X: sp.csr_matrix) -> np.dtype:
-    limit = np.iinfo(np.int32).max
-    return np.dtype(np.int32) if max(X.nnz, *X.shape) < limit else np.dtype(np.int64)
-
-
-def _csr_parts(X: sp.csr_matrix, index_dtype: Optional[np.dtype] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    dt = index_dtype or _index_dtype(X)
-    return (np.ascontiguousarray(X.indptr, dtype=dt), np.ascontiguousarray(X.indices, dtype=dt),
-            np.ascontiguousarray(X.data))
 
 
 class ALS:
@@ -271,42 +237,41 @@ class ALS:
         return self.fit(sp.coo_matrix((v, (u, i)), shape=shape).tocsr())
 
     def _initial_factors(self, n_users: int, n_items: int, p: dict) -> Tuple[np.ndarray, np.ndarray]:
-        init = _core.als_init_factors_float32 if p["dtype"] == np.float32 else _core.als_init_factors_float64
         # implicit: uniform in [0, 0.01) (a shared positive direction starts the
         # first sweep from item popularity); explicit: N(0, 0.1^2)
         implicit = p["feedback"] == "implicit"
         scale = 0.01 if implicit else 0.1
         nonneg = bool(self.nonnegative)
         # distinct streams for users and items from one seed
-        Xf = init(n_users, p["k"], p["seed"], scale, nonneg, implicit, p["n_threads"])
-        Yf = init(n_items, p["k"], (p["seed"] ^ 0x5DEECE66D) & (2**63 - 1), scale, nonneg, implicit, p["n_threads"])
+        Xf = _engine.init_factors(p["dtype"], n_users, p["k"], p["seed"], scale, nonneg, implicit, p["n_threads"])
+        Yf = _engine.init_factors(p["dtype"], n_items, p["k"], (p["seed"] ^ 0x5DEECE66D) & (2**63 - 1), scale, nonneg, implicit, p["n_threads"])
         return Xf, Yf
 
     def _fit_csr(self, X: sp.csr_matrix, p: dict) -> "ALS":
         n_users, n_items = X.shape
-        idt = _index_dtype(X)
+        idt = _engine.index_dtype(X)
         XT = X.T.tocsr()
         XT.sort_indices()
-        R = _csr_parts(X, idt)
-        RT = _csr_parts(XT, idt)
+        R = _engine.csr_parts(X, idt)
+        RT = _engine.csr_parts(XT, idt)
         Xf, Yf = self._initial_factors(n_users, n_items, p)
         nt = p["n_threads"]
         nonneg = bool(self.nonnegative)
         implicit = p["feedback"] == "implicit"
         mu, ub, ib = self._start(X, p)
         n_per_item = np.diff(XT.indptr).astype(np.float64)
-        YtY = _core.als_gram(Yf, nt) if implicit else None
+        YtY = _engine.gram(Yf, nt) if implicit else None
         for it in range(p["iterations"]):
             if implicit:
                 # Each Gram matrix is formed once and shared by a sweep and the loss.
-                _half_sweep(R, n_items, Yf, None, Xf, None, mu, YtY, p, nonneg, nt)
-                XtX = _core.als_gram(Xf, nt)
-                _half_sweep(RT, n_users, Xf, None, Yf, None, mu, XtX, p, nonneg, nt)
-                YtY = _core.als_gram(Yf, nt)
+                _engine.half_sweep(R, n_items, Yf, None, Xf, None, mu, YtY, p, nonneg, nt)
+                XtX = _engine.gram(Xf, nt)
+                _engine.half_sweep(RT, n_users, Xf, None, Yf, None, mu, XtX, p, nonneg, nt)
+                YtY = _engine.gram(Yf, nt)
             else:
                 XtX = None
-                _half_sweep(R, n_items, Yf, ib, Xf, ub, mu, None, p, nonneg, nt)
-                _half_sweep(RT, n_users, Xf, ub, Yf, ib, mu, None, p, nonneg, nt)
+                _engine.half_sweep(R, n_items, Yf, ib, Xf, ub, mu, None, p, nonneg, nt)
+                _engine.half_sweep(RT, n_users, Xf, ub, Yf, ib, mu, None, p, nonneg, nt)
             loss = self._loss(R, X.shape, X.nnz, Xf, Yf, ub, ib, mu, p, XtX, YtY, n_per_item)
             if self._record(it, loss, Xf, Yf, p):
                 break
@@ -327,8 +292,8 @@ class ALS:
         """The objective per observed entry after an iteration."""
         nt = p["n_threads"]
         if p["feedback"] == "implicit":
-            return _core.als_implicit_loss(*R, shape[1], Xf, Yf, p["alpha"], p["reg"], nt, XtX, YtY) / nnz
-        sse, pen_users = _core.als_explicit_loss(*R, shape[1], Xf, Yf, ub, ib, mu, p["reg"], nt)
+            return _engine.implicit_loss(*R, shape[1], Xf, Yf, p["alpha"], p["reg"], nt, XtX, YtY) / nnz
+        sse, pen_users = _engine.explicit_loss(*R, shape[1], Xf, Yf, ub, ib, mu, p["reg"], nt)
         sq = np.einsum("ij,ij->i", Yf, Yf, dtype=np.float64)
         if ib is not None:
             sq += ib.astype(np.float64) ** 2
@@ -437,7 +402,7 @@ class ALS:
             ids = np.full((u.shape[0], n), -1, dtype=np.int64)
             scores = np.full((u.shape[0], n), -np.inf, dtype=Y.dtype)
         else:
-            ids, scores = _core.als_topk_dot(Q, Y, n, seen_indptr, seen_indices, seen_rows, cand,
+            ids, scores = _engine.topk_dot(Q, Y, n, seen_indptr, seen_indices, seen_rows, cand,
                                              self._threads(n_threads))
         if scalar:
             return ids[0], scores[0]
@@ -449,7 +414,7 @@ class ALS:
         n = min(check_int(n, "n", low=1, high=2**31 - 1), F.shape[0])
         norms = np.linalg.norm(F, axis=1)
         Fn = np.ascontiguousarray(F / np.where(norms > 0, norms, 1)[:, None], dtype=F.dtype)
-        ids_out, scores = _core.als_topk_dot(np.ascontiguousarray(Fn[q]), Fn, n, None, None, None, None,
+        ids_out, scores = _engine.topk_dot(np.ascontiguousarray(Fn[q]), Fn, n, None, None, None, None,
                                              self._threads(n_threads))
         return (ids_out[0], scores[0]) if scalar else (ids_out, scores)
 
@@ -490,18 +455,18 @@ class ALS:
             S = S.copy()
             S.eliminate_zeros()
         S.sort_indices()
-        parts = _csr_parts(S)
+        parts = _engine.csr_parts(S)
         Xf = np.zeros((S.shape[0], p["k"]), dtype=p["dtype"])
         common = dict(solver="cholesky", cg_steps=p["cg_steps"], regularization=p["reg"],
                       nonnegative=bool(self.nonnegative), n_threads=p["n_threads"])
         bias = None
         if p["feedback"] == "implicit":
-            _core.als_implicit_half_sweep(*parts, n_items, self.item_factors_, Xf, alpha=p["alpha"], **common)
+            _engine.implicit_half_sweep(*parts, n_items, self.item_factors_, Xf, alpha=p["alpha"], **common)
         else:
             if self.user_biases_ is not None:
                 bias = np.zeros(S.shape[0], dtype=p["dtype"])
-            _core.als_explicit_half_sweep(*parts, n_items, self.item_factors_, self.item_biases_, Xf, bias,
-                                          self.global_mean_, **common)
+            _engine.explicit_half_sweep(*parts, n_items, self.item_factors_, self.item_biases_, Xf, bias,
+                                         self.global_mean_, **common)
         if one:
             Xf = Xf[0]
             bias = None if bias is None else bias[0]

@@ -57,10 +57,9 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core
-from . import _nmf_research
-from ._nmf_research import grid_graph
-from ._validation import (
+from .._base import ConvergenceWarning, NotFittedError, _Base, _NamesMixin, _Transformer
+from .._operand import check_matrix
+from .._validation import (
     callback_stops,
     check_array,
     check_choice,
@@ -68,50 +67,11 @@ from ._validation import (
     check_int,
     check_n_threads,
     check_random_state,
-    check_sparse,
 )
+from . import _engine, _research
+from ._init import initialize, scale_exponent, scaled
 
-try:  # scikit-learn is optional: the estimator works without it
-    from sklearn.base import BaseEstimator as _Base
-    from sklearn.base import ClassNamePrefixFeaturesOutMixin as _NamesMixin
-    from sklearn.base import TransformerMixin as _Transformer
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.exceptions import NotFittedError as _SkNotFitted
-
-    class NotFittedError(_SkNotFitted):
-        """Raised when transform or inverse_transform is called before fit."""
-
-except ImportError:  # pragma: no cover - exercised only without scikit-learn
-    import inspect
-
-    class ConvergenceWarning(UserWarning):  # type: ignore[no-redef]
-        """The solver stopped at max_iter before reaching tol."""
-
-    class NotFittedError(ValueError, AttributeError):  # type: ignore[no-redef]
-        """Raised when transform or inverse_transform is called before fit."""
-
-    class _Base:  # type: ignore[no-redef]
-        def get_params(self, deep: bool = True) -> dict:
-            names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-            return {n: getattr(self, n) for n in names}
-
-        def set_params(self, **params: Any) -> "_Base":
-            valid = self.get_params()
-            for key, value in params.items():
-                if key not in valid:
-                    raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}")
-                setattr(self, key, value)
-            return self
-
-    class _Transformer:  # type: ignore[no-redef]
-        def fit_transform(self, X: Any, y: Any = None, **kw: Any) -> Any:
-            return self.fit(X, y, **kw).transform(X)
-
-    class _NamesMixin:  # type: ignore[no-redef]
-        pass
-
-
-__all__ = ["NMF", "randomized_svd", "grid_graph", "ConvergenceWarning", "NotFittedError"]
+__all__ = ["NMF"]
 
 _SOLVERS = ("hals", "mu", "anls")
 _INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
@@ -119,189 +79,6 @@ _LOSSES = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}
 
 
 # ---------------------------------------------------------------- input handling
-
-def _native(X: Any) -> Any:
-    """Native byte order (MATLAB and some file readers give big-endian arrays)."""
-    if X.dtype.isnative:
-        return X
-    return X.astype(X.dtype.newbyteorder("="))
-
-
-def _check_X(X: Any, name: str = "X", dtype: Any = None, allow_nan: bool = False) -> Any:
-    """Validated X: a C/F-ordered float array or a canonical CSR/CSC matrix.
-
-    Messages follow scikit-learn's wording where its estimator checks look for it.
-    """
-    if isinstance(X, np.ndarray) or sp.issparse(X):
-        X = _native(X)
-    shape = getattr(X, "shape", None)
-    if shape is not None and len(shape) == 2 and 0 in shape:
-        what = "sample(s)" if shape[0] == 0 else "feature(s)"
-        raise ValueError(f"{name} has 0 {what} (shape={tuple(shape)}) while a minimum of 1 is required.")
-    try:
-        if sp.issparse(X):
-            X = check_sparse(X, name, dtype=dtype, nonnegative=True)
-            if X.indices.dtype != X.indptr.dtype:
-                idx = np.result_type(X.indices.dtype, X.indptr.dtype)
-                X = X.copy()
-                X.indices = X.indices.astype(idx)
-                X.indptr = X.indptr.astype(idx)
-            return X
-        if allow_nan:
-            X = check_array(X, name, dtype=dtype, order=None, allow_nan=True)
-            observed = X[~np.isnan(X)]
-            if (observed < 0).any():
-                raise ValueError(f"{name} contains negative values; it must be nonnegative")
-            return X
-        return check_array(X, name, dtype=dtype, order=None, nonnegative=True)
-    except ValueError as exc:
-        msg = str(exc)
-        if "NaN" in msg:
-            raise ValueError(
-                f"{name} contains NaN. NMF treats NaN as a missing value only with "
-                f"missing_values=np.nan (or a mask= whose weight is 0 there); otherwise impute or drop them"
-            ) from None
-        if "negative" in msg:
-            raise ValueError(f"Negative values in data passed to NMF ({name}): {msg}") from None
-        if "1-D array" in msg:
-            raise ValueError(f"{msg}. Reshape your data") from None
-        raise
-
-
-def _spec(X: Any) -> tuple:
-    """The (kind, arrays...) description of X that the C++ core reads."""
-    if sp.issparse(X):
-        return (X.format, np.ascontiguousarray(X.indptr), np.ascontiguousarray(X.indices),
-                np.ascontiguousarray(X.data), int(X.shape[0]), int(X.shape[1]))
-    return ("dense", X)
-
-
-def randomized_svd(
-    X: Any,
-    n_components: int,
-    *,
-    n_oversamples: int = 10,
-    n_iter: Any = "auto",
-    random_state: Any = None,
-    n_threads: Optional[int] = None,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Truncated SVD ``X ~ U diag(S) Vt`` by randomized range finding.
-
-    Works on dense arrays and scipy.sparse CSR/CSC matrices (never densified);
-    float32 input is computed in float32. ``n_iter="auto"`` uses 7 power
-    iterations when ``n_components < 0.1 min(X.shape)``, else 4 (as
-    scikit-learn). Each column of ``U`` is signed so that its largest absolute
-    entry is positive. Returns ``U`` (m x k), ``S`` (k, descending) and ``Vt``
-    (k x n). Input whose products overflow (entries near the top of the dtype's
-    range) raises ``FloatingPointError`` instead of returning non-finite factors.
-    """
-    if sp.issparse(X):
-        X = check_sparse(X, "X")
-        if X.indices.dtype != X.indptr.dtype:
-            X = X.copy()
-            X.indices = X.indices.astype(np.int64)
-            X.indptr = X.indptr.astype(np.int64)
-    else:
-        X = check_array(_native(X) if isinstance(X, np.ndarray) else X, "X", order=None)
-    m, n = X.shape
-    k = check_int(n_components, "n_components", low=1, high=min(m, n))
-    p = check_int(n_oversamples, "n_oversamples", low=0)
-    if isinstance(n_iter, str) and n_iter == "auto":
-        q = 7 if k < 0.1 * min(m, n) else 4
-    else:
-        q = check_int(n_iter, "n_iter", low=0)
-    seed = check_random_state(random_state)
-    threads = check_n_threads(n_threads)
-    like = np.empty((1, 1), dtype=X.dtype)
-    U, S, Vt = _core.randomized_svd(_spec(X), like, k, p, q, seed, threads)
-    if not (np.isfinite(S).all() and np.isfinite(U).all() and np.isfinite(Vt).all()):
-        raise FloatingPointError("randomized_svd: the products overflowed (non-finite factors); rescale X, "
-                                 "e.g. divide it by its largest entry")
-    return U, S, Vt
-
-
-# ---------------------------------------------------------------- initialization
-
-def _initialize(X: Any, k: int, init: str, seed: int, threads: int, mean: float) -> Tuple[np.ndarray, np.ndarray]:
-    """W (m x k) and Ht (n x k), C-ordered, X's dtype."""
-    m, n = X.shape
-    dtype = X.dtype
-    rng = np.random.default_rng(seed)
-    if init == "random":
-        avg = np.sqrt(mean / k)
-        Ht = (avg * np.abs(rng.standard_normal((n, k)))).astype(dtype)
-        W = (avg * np.abs(rng.standard_normal((m, k)))).astype(dtype)
-        return W, Ht
-    like = np.empty((1, 1), dtype=dtype)
-    # scikit-learn's power-iteration rule, so that both start from the same point.
-    power = 7 if k < 0.1 * min(m, n) else 4
-    U, S, Vt = _core.randomized_svd(_spec(X), like, k, 10, power, seed, threads)
-    # All components at once (array operations, not a Python loop of small
-    # BLAS calls): for component j, the positive or the negative parts of
-    # (u_j, v_j), whichever pair has the larger product of norms.
-    V = Vt.T
-    xp, xn = np.maximum(U, 0), np.maximum(-U, 0)
-    yp, yn = np.maximum(V, 0), np.maximum(-V, 0)
-
-    def norms(A: np.ndarray) -> np.ndarray:  # column norms, summed in float64 (float32 squares underflow)
-        return np.sqrt(np.einsum("ij,ij->j", A, A, dtype=np.float64))
-
-    xpn, xnn, ypn, ynn = norms(xp), norms(xn), norms(yp), norms(yn)
-    mp, mn = xpn * ypn, xnn * ynn
-    positive = mp > mn
-    sigma = np.where(positive, mp, mn)
-    lbd = np.sqrt(S.astype(np.float64) * sigma)
-
-    def scaled(norm: np.ndarray) -> np.ndarray:  # lbd / norm, 0 where the part is empty (no overflow)
-        return np.divide(lbd, norm, out=np.zeros_like(lbd), where=norm > 0)
-
-    W = np.where(positive, xp * scaled(xpn), xn * scaled(xnn))
-    Ht = np.where(positive, yp * scaled(ypn), yn * scaled(ynn))
-    W[:, 0] = np.sqrt(S[0]) * np.abs(U[:, 0])
-    Ht[:, 0] = np.sqrt(S[0]) * np.abs(Vt[0])
-    W = np.ascontiguousarray(W, dtype=dtype)
-    Ht = np.ascontiguousarray(Ht, dtype=dtype)
-    eps = 1e-6
-    W[W < eps] = 0
-    Ht[Ht < eps] = 0
-    if init == "nndsvda":
-        W[W == 0] = mean
-        Ht[Ht == 0] = mean
-    elif init == "nndsvdar":
-        W[W == 0] = np.abs(mean * rng.standard_normal(int((W == 0).sum())) / 100)
-        Ht[Ht == 0] = np.abs(mean * rng.standard_normal(int((Ht == 0).sum())) / 100)
-    return W, Ht
-
-
-# ---------------------------------------------------------------- estimator
-
-_SAFE_EXPONENT = 16
-
-
-def _scale_exponent(A: Any) -> int:
-    """0 when A's largest entry lies within 2**+-_SAFE_EXPONENT (or A is all zero),
-    otherwise the power of two that brings it to [1, 2)."""
-    data = A.data if sp.issparse(A) else A
-    if data.size == 0:
-        return 0
-    top = float(np.nanmax(data)) if data.dtype.kind == "f" else float(data.max())
-    if not np.isfinite(top) or top <= 0:
-        return 0
-    e = int(np.frexp(top)[1]) - 1
-    return e if abs(e) > _SAFE_EXPONENT else 0
-
-
-def _scaled(A: Any, e: int) -> Any:
-    """A 2^e in A's dtype (a copy; exact unless it under/overflows)."""
-    if e == 0:
-        return A
-    if sp.issparse(A):
-        out = A.copy()
-        out.data = np.ldexp(out.data, e).astype(out.data.dtype, copy=False)
-        return out
-    A = np.asarray(A)
-    return np.ldexp(A, e).astype(A.dtype, copy=False)
-
 
 class NMF(_NamesMixin, _Transformer, _Base):
     """Nonnegative matrix factorization ``X ~ W H`` (scikit-learn compatible).
@@ -393,7 +170,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
     abundance_sum_to_one : bool
         Every row of W on the probability simplex, held exactly (projected
         gradient W half-step with an exact simplex projection; see
-        ``rankfold._nmf_research``). Incompatible with an L1 penalty on W.
+        ``rankfold.nmf._research``). Incompatible with an L1 penalty on W.
         ``transform`` solves new rows on the simplex too.
 
     Notes
@@ -523,8 +300,8 @@ class NMF(_NamesMixin, _Transformer, _Base):
         if not (isinstance(self.inner_sweeps, str) and self.inner_sweeps == "auto"):
             check_int(self.inner_sweeps, "inner_sweeps", low=1, high=10000)
         self._extrapolate()
-        _nmf_research.check_params(self)
-        if beta != 2.0 and _nmf_research.active(self):
+        _research.check_params(self)
+        if beta != 2.0 and _research.active(self):
             raise ValueError(f"graph_reg, robust and abundance_sum_to_one work with beta_loss='frobenius' only; "
                              f"got beta_loss={self.beta_loss!r}")
 
@@ -572,8 +349,8 @@ class NMF(_NamesMixin, _Transformer, _Base):
         """Learn W and H from X and return W (n_samples, n_components)."""
         self._check_params()
         nan_missing = self._nan_is_missing()
-        X = _check_X(X, allow_nan=nan_missing or mask is not None)
-        e = _scale_exponent(X)
+        X = check_matrix(X, allow_nan=nan_missing or mask is not None)
+        e = scale_exponent(X)
         if e != 0:
             return self._fit_scaled(X, e, W, H, mask)
         return self._fit_checked(X, W, H, mask)
@@ -628,18 +405,18 @@ class NMF(_NamesMixin, _Transformer, _Base):
         ea = 0 if self.abundance_sum_to_one else es // 2
         eb = es - ea
         sub = self._scaled_copy(ea, eb, es)
-        Xs = _scaled(X, -es)
-        Ws = None if W is None else _scaled(_check_X(W, "W"), -ea)
-        Hs = None if H is None else _scaled(_check_X(H, "H"), -eb)
+        Xs = scaled(X, -es)
+        Ws = None if W is None else scaled(check_matrix(W, "W"), -ea)
+        Hs = None if H is None else scaled(check_matrix(H, "H"), -eb)
         Wout = sub._fit_checked(Xs, Ws, Hs, mask)
         fitted = {k: v for k, v in sub.__dict__.items() if k.endswith("_") and not k.startswith("_")}
         self.__dict__.update(fitted)
-        self.components_ = _scaled(self.components_, eb)
+        self.components_ = scaled(self.components_, eb)
         self.loss_history_ = self.loss_history_ * sub._loss_scale
         self.reconstruction_err_ = float(self.reconstruction_err_) * float(np.sqrt(sub._loss_scale))
         if hasattr(self, "sigma_"):
             self.sigma_ = float(self.sigma_) * 2.0 ** es
-        return _scaled(Wout, ea)
+        return scaled(Wout, ea)
 
     def _fit_checked(self, X: Any, W: Any, H: Any, mask: Any) -> np.ndarray:
         nan_missing = self._nan_is_missing()
@@ -672,7 +449,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         """One call of the C++ fit loop for every model: the problem is described, not driven."""
         m, n = X.shape
         beta = self._beta()
-        terms = _nmf_research.terms(self, X, weights, threads)  # graph, simplex, correntropy
+        terms = _research.terms(self, X, weights, threads)  # graph, simplex, correntropy
         if weights is not None:
             # missing entries (weight 0) hold 0 in the X the engine sees
             X = np.ascontiguousarray(np.where(weights > 0, np.nan_to_num(X, nan=0.0), 0), dtype=X.dtype)
@@ -684,7 +461,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         else:
             if terms.get("robust") == "entry":
                 X = np.ascontiguousarray(X)
-            total, sqnorm = _core.nmf_sums(_spec(X), np.empty((1, 1), X.dtype), threads)
+            total, sqnorm = _engine.sums(X, threads)
             count = float(m) * n
             if beta <= 0:
                 low = float(X.min()) if not sp.issparse(X) else (0.0 if X.nnz < m * n else float(X.data.min()))
@@ -701,24 +478,23 @@ class NMF(_NamesMixin, _Transformer, _Base):
         if init == "custom":
             Wf, Ht = self._custom_start(X, W, H, k)
         else:  # with missing values fit_transform allows only "random" (the NNDSVDs need a complete X)
-            Wf, Ht = _initialize(X, k, init, seed, threads, total / count)
+            Wf, Ht = initialize(X, k, init, seed, threads, total / count)
         l1W, l2W, l1H, l2H = self._penalties(m, n)
         sweeps = 0 if self.inner_sweeps == "auto" else int(self.inner_sweeps)
-        spec = _spec(X)
-        result = _core.nmf_fit(
-            spec, Wf, Ht, self.solver, int(self.max_iter), float(self.tol), l1W, l2W, l1H, l2H,
+        result = _engine.fit(
+            X, Wf, Ht, self.solver, int(self.max_iter), float(self.tol), l1W, l2W, l1H, l2H,
             sweeps, 0.1, True, True, threads, self._hook(), self._extrapolate(weights is None and not terms),
             beta=beta, mask=weights, **terms)
         self._finish(result["n_iter"], result["converged"], result["losses"], Wf, Ht, n)
-        _nmf_research.set_attributes(self, result)
+        _research.set_attributes(self, result)
         if beta != 2.0:
-            div = _core.nmf_beta_divergence(spec, weights, Wf, Ht, beta, threads)
+            div = _engine.beta_divergence(X, weights, Wf, Ht, beta, threads)
             self.reconstruction_err_ = float(np.sqrt(2.0 * max(div, 0.0)))
         elif weights is not None:
             R = X.astype(np.float64) - Wf.astype(np.float64) @ Ht.T.astype(np.float64)
             self.reconstruction_err_ = float(np.sqrt(np.sum(weights * R * R)))
         else:
-            self.reconstruction_err_ = float(np.sqrt(max(_core.nmf_residual(spec, Wf, Ht, threads), 0.0)))
+            self.reconstruction_err_ = float(np.sqrt(max(_engine.residual(X, Wf, Ht, threads), 0.0)))
         return Wf
 
     def _weights(self, X: Any, mask: Any, nan_missing: bool) -> Optional[np.ndarray]:
@@ -814,24 +590,24 @@ class NMF(_NamesMixin, _Transformer, _Base):
         """
         self._check_fitted()
         nan_missing = self._nan_is_missing()
-        X = _check_X(X, dtype=self.components_.dtype, allow_nan=nan_missing)
+        X = check_matrix(X, dtype=self.components_.dtype, allow_nan=nan_missing)
         m, n = X.shape
         if n != self.n_features_in_:
             raise ValueError(
                 f"X has {n} features, but {type(self).__name__} is expecting {self.n_features_in_} "
                 f"features as input")
-        ex, eh = _scale_exponent(X), _scale_exponent(self.components_)
+        ex, eh = scale_exponent(X), scale_exponent(self.components_)
         if ex != 0 or eh != 0:
             # X 2^-ex against H 2^-eh; W = W' 2^(ex - eh); W on the simplex keeps its scale
             if self.abundance_sum_to_one:
                 eh = ex
             sub = self._scaled_copy(ex - eh, eh, ex, fit=False)
             sub.__dict__.update({k: v for k, v in self.__dict__.items() if k.endswith("_")})
-            sub.components_ = _scaled(self.components_, -eh)
-            return _scaled(sub.transform(_scaled(X, -ex)), ex - eh)
+            sub.components_ = scaled(self.components_, -eh)
+            return scaled(sub.transform(scaled(X, -ex)), ex - eh)
         threads = check_n_threads(self.n_threads)
-        if _nmf_research.needs_transform(self):
-            return _nmf_research.transform(self, X, threads)
+        if _research.needs_transform(self):
+            return _research.transform(self, X, threads)
         l1W, l2W, _, _ = self._penalties(m, n)
         Ht = np.ascontiguousarray(self.components_.T)
         if self._beta() != 2.0:
@@ -840,10 +616,9 @@ class NMF(_NamesMixin, _Transformer, _Base):
         if nan_missing and not sp.issparse(X) and np.isnan(X).any():
             observed = ~np.isnan(X)
             X0 = np.ascontiguousarray(np.where(observed, X, 0), dtype=X.dtype)
-            _core.nmf_masked_solve_rows(X0, np.ascontiguousarray(observed, dtype=X.dtype), W, Ht, l1W, l2W,
-                                        threads)
+            _engine.masked_solve_rows(X0, np.ascontiguousarray(observed, dtype=X.dtype), W, Ht, l1W, l2W, threads)
             return W
-        _core.nmf_solve_rows(_spec(X), W, Ht, l1W, l2W, threads)
+        _engine.solve_rows(X, W, Ht, l1W, l2W, threads)
         return W
 
     def _transform_beta(self, X: Any, Ht: np.ndarray, l1W: float, l2W: float, threads: int) -> np.ndarray:
@@ -856,7 +631,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
             X = np.ascontiguousarray(np.where(mask > 0, X, 0), dtype=X.dtype)
             mean = float(X.sum(dtype=np.float64)) / max(float(mask.sum()), 1.0)
         else:
-            mean = _core.nmf_sums(_spec(X), np.empty((1, 1), X.dtype), threads)[0] / (m * n)
+            mean = _engine.sums(X, threads)[0] / (m * n)
         if self._beta() <= 0:
             observed = X.data if sp.issparse(X) else (X[mask > 0] if mask is not None else X)
             if observed.size == 0 or observed.min() == 0 or (sp.issparse(X) and X.nnz < m * n):
@@ -864,8 +639,8 @@ class NMF(_NamesMixin, _Transformer, _Base):
                                  "zero; add a small value to X or use a positive beta_loss")
         W = np.full((m, k), np.sqrt(max(mean, 0.0) / k), dtype=X.dtype)
         Hc = Ht.copy()
-        _core.nmf_fit(_spec(X), W, Hc, "mu", int(self.max_iter), float(self.tol), l1W, l2W, 0.0, 0.0, 0, 0.1,
-                      True, False, threads, None, False, beta=self._beta(), mask=mask)
+        _engine.fit(X, W, Hc, "mu", int(self.max_iter), float(self.tol), l1W, l2W, 0.0, 0.0, 0, 0.1,
+                    True, False, threads, None, False, beta=self._beta(), mask=mask)
         return W
 
     def inverse_transform(self, X: Any = None, *, Xt: Any = None) -> np.ndarray:

@@ -33,9 +33,12 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core, text
-from ._validation import check_array, check_float, check_int, check_n_threads, check_sparse
-from .nmf import NMF, NotFittedError, _Base, _check_X, _NamesMixin, _spec, _Transformer
+from .. import text
+from .._base import NotFittedError, _Base, _NamesMixin, _Transformer
+from .._operand import check_matrix
+from .._validation import check_array, check_float, check_int, check_n_threads, check_sparse
+from . import _engine
+from .nmf import NMF
 
 __all__ = ["SeNMF", "semantic_stack"]
 
@@ -132,7 +135,7 @@ class SeNMF(_NamesMixin, _Transformer, _Base):
             raise TypeError(f"scale_cooccurrence must be True or False, got {self.scale_cooccurrence!r}")
         inner = self._inner(k)
         inner._check_params()  # the NMF parameters, before any work on the data
-        X = _check_X(X)
+        X = check_matrix(X)
         m, n = X.shape
         M = _cooccurrence(X, cooccurrence)
         scale = _scale(X, M, lam, bool(self.scale_cooccurrence))
@@ -167,8 +170,8 @@ class SeNMF(_NamesMixin, _Transformer, _Base):
         self.n_iter_ = inner.n_iter_
         self.loss_history_ = inner.loss_history_
         self.n_features_in_ = n
-        self.reconstruction_err_ = float(np.sqrt(max(_core.nmf_residual(_spec(X), Wd, Tt, threads), 0.0)))
-        self.semantic_err_ = float(np.sqrt(max(_core.nmf_residual(_spec(_canonical(M)), C, Tt, threads), 0.0)))
+        self.reconstruction_err_ = float(np.sqrt(max(_engine.residual(X, Wd, Tt, threads), 0.0)))
+        self.semantic_err_ = float(np.sqrt(max(_engine.residual(_canonical(M), C, Tt, threads), 0.0)))
         self._transformer = inner
         return Wd
 
@@ -180,7 +183,7 @@ class SeNMF(_NamesMixin, _Transformer, _Base):
     def transform(self, X: Any) -> np.ndarray:
         """Topic weights of new documents (nonnegative least squares on ``components_``)."""
         self._check_fitted()
-        X = _check_X(X, dtype=self.components_.dtype)
+        X = check_matrix(X, dtype=self.components_.dtype)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features (words), but SeNMF is expecting {self.n_features_in_}")
         return self._transformer.transform(X)
@@ -250,13 +253,13 @@ def semantic_stack(X: Any, cooccurrence: Any = None, semantic_weight: float = 1.
     lam = check_float(semantic_weight, "semantic_weight", low=0.0, low_inclusive=False)
     if not isinstance(scale_cooccurrence, (bool, np.bool_)):
         raise TypeError(f"scale_cooccurrence must be True or False, got {scale_cooccurrence!r}")
-    X = _check_X(X)
+    X = check_matrix(X)
     M = _cooccurrence(X, cooccurrence)
     return _stack(X, M, float(np.sqrt(lam) * _scale(X, M, lam, bool(scale_cooccurrence))))
 
 
 def _canonical(M: Any) -> Any:
-    """CSR/CSC with matching index dtypes, or the dense array (what _spec expects)."""
+    """CSR/CSC with matching index dtypes, or the dense array (what the core's operand expects)."""
     if sp.issparse(M) and M.indices.dtype != M.indptr.dtype:
         M = M.copy()
         M.indices = M.indices.astype(np.int64)

@@ -38,17 +38,17 @@ Objective (with ``l1W, l2W, l1H, l2H`` scikit-learn's scaled elastic-net terms):
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core
-from ._validation import check_array, check_choice, check_float, check_int
+from .._validation import check_array, check_choice, check_float, check_int
+from . import _engine
+from .graphs import GRAPH_WEIGHTS, knn_graph
 
 _ROBUST = ("correntropy",)
 _ROBUST_WEIGHTS = ("band", "entry")
-_GRAPH_WEIGHTS = ("heat", "binary")
 # sigma=None: sigma^2 = SIGMA_SCALE * mean(r^2) of the current residuals (r: band residual
 # norms or entries), so a typical band has weight exp(-1). The engine's rule (nmf::kSigmaScale in
 # nmf/fit.hpp); the value here is for tests and documentation.
@@ -69,7 +69,7 @@ def check_params(est: Any) -> None:
         raise TypeError(f"graph must be None, 'knn' or a sparse/dense n_samples x n_samples matrix, "
                         f"got {type(est.graph).__name__}")
     check_int(est.graph_n_neighbors, "graph_n_neighbors", low=1)
-    check_choice(est.graph_weights, "graph_weights", _GRAPH_WEIGHTS)
+    check_choice(est.graph_weights, "graph_weights", GRAPH_WEIGHTS)
     if est.robust is not None:
         check_choice(est.robust, "robust", _ROBUST)
     if est.sigma is not None:
@@ -99,71 +99,6 @@ def check_params(est: Any) -> None:
     if est.missing_values is not None:
         raise ValueError("graph_reg, robust and abundance_sum_to_one do not support missing values "
                          "(missing_values must be None)")
-
-
-# ---------------------------------------------------------------- graphs
-
-def knn_graph(X: np.ndarray, n_neighbors: int, weights: str, n_threads: int) -> sp.csr_matrix:
-    """Symmetric k-NN affinity over the rows of X (exact search, squared L2).
-
-    Heat-kernel weights ``exp(-d^2 / t)`` with ``t`` the mean squared distance
-    over all k-NN pairs, or 1 ("binary"); i ~ j when either is among the
-    other's neighbours (the larger weight kept).
-    """
-    from .ann import knn
-
-    m = X.shape[0]
-    nn = min(n_neighbors, m - 1)
-    if nn < 1:
-        raise ValueError("graph='knn' needs at least 2 samples")
-    ids, dist = knn(X, X, k=nn + 1, metric="l2", n_threads=n_threads)
-    rows = np.repeat(np.arange(m), nn + 1)
-    ids = ids.ravel()
-    dist = np.maximum(dist.ravel().astype(np.float64), 0.0)
-    keep = (ids != rows) & (ids >= 0)
-    rows, ids, dist = rows[keep], ids[keep], dist[keep]
-    # At most nn neighbours per row: the self match normally comes first, but
-    # duplicates can push it out of the list.
-    order = np.lexsort((dist, rows))
-    rows, ids, dist = rows[order], ids[order], dist[order]
-    first = np.searchsorted(rows, rows)
-    rank = np.arange(rows.size) - first
-    keep = rank < nn
-    rows, ids, dist = rows[keep], ids[keep], dist[keep]
-    if weights == "heat":
-        t = float(dist.mean()) if dist.size else 1.0
-        vals = np.exp(-dist / t) if t > 0 else np.ones_like(dist)
-    else:
-        vals = np.ones_like(dist)
-    S = sp.csr_matrix((vals, (rows, ids)), shape=(m, m))
-    return S.maximum(S.T).tocsr()
-
-
-def grid_graph(X: np.ndarray, shape: Tuple[int, int], order: str = "F") -> sp.csr_matrix:
-    """8-neighbour pixel-grid affinity for an image whose pixels are the rows of X.
-
-    ``shape = (lines, columns)``; ``order`` says how pixels were flattened
-    ("F": column-major, MATLAB's; "C": row-major). Edge weights are heat
-    kernels of the spectral distance, ``exp(-|x_i - x_j|^2 / t)`` with t the
-    mean over the edges: spatial neighbours of similar spectra count most
-    (the spatial graph of structured sparse unmixing).
-    """
-    lines, cols = shape
-    if lines * cols != X.shape[0]:
-        raise ValueError(f"shape {shape} does not match the {X.shape[0]} rows of X")
-    idx = np.arange(lines * cols).reshape(lines, cols, order=order)
-    src, dst = [], []
-    for di, dj in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        a = idx[0:lines - di, max(0, -dj):cols - max(0, dj)]
-        b = idx[di:lines, max(0, dj):cols - max(0, -dj) if dj < 0 else cols][:, :a.shape[1]]
-        src.append(a.ravel())
-        dst.append(b.ravel())
-    r, c = np.concatenate(src), np.concatenate(dst)
-    Xd = np.asarray(X, dtype=np.float64)
-    d2 = np.einsum("ij,ij->i", Xd[r] - Xd[c], Xd[r] - Xd[c])
-    t = float(d2.mean()) if d2.size and d2.mean() > 0 else 1.0
-    S = sp.csr_matrix((np.exp(-d2 / t), (r, c)), shape=(X.shape[0], X.shape[0]))
-    return (S + S.T).tocsr()
 
 
 def affinity(est: Any, X: Any, threads: int) -> sp.csr_matrix:
@@ -227,7 +162,7 @@ def simplex_rows(W: np.ndarray, A: np.ndarray, G: np.ndarray, l2: float, steps: 
 
 
 def terms(est: Any, X: Any, weights: Any, threads: int) -> dict:
-    """The research terms of the fit as keyword arguments of ``_core.nmf_fit`` (the engine runs the loop).
+    """The research terms of the fit as keyword arguments of ``_engine.fit`` (the engine runs the loop).
 
     Builds the affinity (``est.graph_``) for the graph term; the graph weight
     is ``graph_reg * n_features``.
@@ -280,20 +215,17 @@ def transform(est: Any, X: Any, threads: int) -> np.ndarray:
     The graph term is left out (new samples are not in the graph); with
     sum-to-one each row is solved on the simplex, else by exact NNLS.
     """
-    from .nmf import _spec
-
     m, n = X.shape
-    spec = _spec(X)
     Ht = np.ascontiguousarray(est.components_.T)
     omega = getattr(est, "band_weights_", None) if est.robust is not None else None
     if omega is not None:
         om = omega.astype(X.dtype)
         Hs = np.ascontiguousarray(Ht * om[:, None])
-        A = _core.nmf_products(spec, Hs, False, threads)
-        G = _core.nmf_gram(np.ascontiguousarray(Ht * np.sqrt(om)[:, None]), threads)
+        A = _engine.products(X, Hs, False, threads)
+        G = _engine.gram(np.ascontiguousarray(Ht * np.sqrt(om)[:, None]), threads)
     else:
-        A = _core.nmf_products(spec, Ht, False, threads)
-        G = _core.nmf_gram(Ht, threads)
+        A = _engine.products(X, Ht, False, threads)
+        G = _engine.gram(Ht, threads)
     l1W, l2W, _, _ = est._penalties(m, n)
     k = Ht.shape[1]
     if est.abundance_sum_to_one:
@@ -301,5 +233,5 @@ def transform(est: Any, X: Any, threads: int) -> np.ndarray:
         simplex_rows(W, A, G, l2W, 500)
         return W
     W = np.zeros((m, k), dtype=X.dtype)
-    _core.nmf_update_rows(W, A, G, "anls", l1W, l2W, 1, 0.0, threads)
+    _engine.update_rows(W, A, G, "anls", l1W, l2W, 1, 0.0, threads)
     return W

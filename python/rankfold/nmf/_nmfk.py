@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
-from ._validation import check_choice, check_float
+from .._validation import check_choice, check_float
 
 
 def perturb(X, rng: np.random.Generator, eps: float = 0.03, method: str = "uniform"):

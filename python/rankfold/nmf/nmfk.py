@@ -48,10 +48,12 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import scipy.sparse as sp
 
-from . import _core
+from .._base import ConvergenceWarning, NotFittedError, _Base
+from .._operand import check_matrix
+from .._validation import check_choice, check_float, check_int, check_n_threads, check_random_state
+from . import _engine
 from ._nmfk import align_columns, cluster_silhouettes, perturb
-from ._validation import check_choice, check_float, check_int, check_n_threads, check_random_state
-from .nmf import NMF, ConvergenceWarning, NotFittedError, _Base, _check_X, _spec
+from .nmf import NMF
 
 __all__ = ["NMFk"]
 
@@ -237,7 +239,7 @@ class NMFk(_Base):
     def fit(self, X: Any, y: Any = None) -> "NMFk":
         """Fit NMF over the k range on perturbed copies of X and choose the rank; returns self."""
         p = self._check_params()
-        X = _check_X(X)
+        X = check_matrix(X)
         m, n = X.shape
         ks = p["ks"]
         if ks[-1] > min(m, n):
@@ -247,8 +249,7 @@ class NMFk(_Base):
             raise ValueError(
                 "method='cv' holds out entries and fits the rest with the dense missing-value solvers; "
                 "pass X as a dense array (X.toarray()) or use method='silhouette'")
-        spec = _spec(X)
-        _, sqnorm = _core.nmf_sums(spec, np.empty((1, 1), X.dtype), p["threads"])
+        _, sqnorm = _engine.sums(X, p["threads"])
         if sqnorm == 0.0:
             raise ValueError("X is all zeros; there is nothing to factorize")
         seed = check_random_state(self.random_state)
@@ -408,12 +409,12 @@ class NMFk(_Base):
         self.n_features_in_ = X.shape[1]
         self.W_ = self._coefficients(X, p["threads"])
         self.reconstruction_err_ = float(np.sqrt(max(
-            _core.nmf_residual(_spec(X), self.W_, np.ascontiguousarray(self.components_.T), p["threads"]), 0.0)))
+            _engine.residual(X, self.W_, np.ascontiguousarray(self.components_.T), p["threads"]), 0.0)))
 
     def _coefficients(self, X: Any, threads: int) -> np.ndarray:
         W = np.zeros((X.shape[0], self.components_.shape[0]), dtype=X.dtype)
         Ht = np.ascontiguousarray(self.components_.T)
-        _core.nmf_solve_rows(_spec(X), W, Ht, 0.0, 0.0, threads)
+        _engine.solve_rows(X, W, Ht, 0.0, 0.0, threads)
         return W
 
     # ------------------------------------------------------------ using the model
@@ -424,7 +425,7 @@ class NMFk(_Base):
     def transform(self, X: Any) -> np.ndarray:
         """Coefficients of new samples on ``components_`` (nonnegative least squares)."""
         self._check_fitted()
-        X = _check_X(X, dtype=self.components_.dtype)
+        X = check_matrix(X, dtype=self.components_.dtype)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but NMFk is expecting {self.n_features_in_}")
         return self._coefficients(X, check_n_threads(self.n_threads))

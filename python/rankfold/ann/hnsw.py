@@ -1,33 +1,4 @@
-"""Nearest-neighbour search: exact search (``ExactIndex``, ``knn``) and the
-HNSW graph index (``HNSWIndex``) for approximate search.
-
-Every rankfold index shares one interface: ``add(X, ids=None)``,
-``search(Q, k) -> (ids, distances)``, ``len(index)``, ``save(path)`` and
-``load(path)``, and pickling. Distances are ascending:
-
-* ``"l2"``: squared Euclidean distance;
-* ``"ip"``: ``1 - <q, x>`` (maximum inner product search; as hnswlib);
-* ``"cosine"``: ``1 - cos(q, x)``; vectors are normalised when added.
-
-When fewer than ``k`` vectors are stored the missing places hold id ``-1``
-and distance ``inf``; any ``k`` is accepted, the work and scratch memory are
-those of ``min(k, len(index))`` neighbours, and a result of ``nq x k`` that
-cannot fit in memory raises MemoryError before anything is computed.
-
-Concurrency: each index has one reader-writer lock, taken once for the whole
-of each call, with the GIL released. Readers (``search``, ``get_vectors``,
-``contains``, ``ids``, ``len``, ``save``, pickling, ``stats``) run together;
-writers (``add``, ``remove``, ``reserve``) run alone: a writer waits for the
-running readers, readers started meanwhile wait for it, and two writers run
-one after the other. Every answer is therefore that of one state of the
-index (a search's filter is resolved in the same call; a pickle or a saved
-file is a snapshot between two writes).
-
-Ctrl-C: ``HNSWIndex.add`` inserts in batches of a few tens of milliseconds and
-stops between two of them, keeping the vectors of the finished batches
-(``len(index)`` counts them and they are searchable); searches and ``knn`` stop
-between blocks of work and return nothing.
-"""
+"""The HNSW graph index for approximate search: ``HNSWIndex``."""
 
 from __future__ import annotations
 
@@ -36,9 +7,8 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from . import _core
-from ._validation import (
-    check_array,
+from .. import _core
+from .._validation import (
     check_choice,
     check_ids,
     check_int,
@@ -46,140 +16,9 @@ from ._validation import (
     check_path,
     check_random_state,
 )
+from ._index import METRICS, _IndexBase
 
-METRICS = ("l2", "ip", "cosine")
-
-__all__ = ["ExactIndex", "HNSWIndex", "knn", "METRICS"]
-
-
-class _IndexBase:
-    """Shared validation of the index interface."""
-
-    _impl: Any
-    n_threads: Optional[int]
-
-    @property
-    def dim(self) -> int:
-        return int(self._impl.dim)
-
-    @property
-    def metric(self) -> str:
-        return str(self._impl.metric)
-
-    def __len__(self) -> int:
-        return len(self._impl)
-
-    def _vectors(self, X: Any, name: str) -> np.ndarray:
-        return check_array(X, name, dtype=np.float32, n_cols=self.dim, min_rows=0)
-
-    def _k(self, k: Any) -> int:
-        return check_int(k, "k", low=1, high=2**31 - 1)
-
-    def _threads(self, n_threads: Any) -> int:
-        return check_n_threads(self.n_threads if n_threads is None else n_threads)
-
-    def contains(self, ids: Any) -> np.ndarray:
-        """Boolean array: which of ``ids`` are live in the index."""
-        return self._impl.contains(check_ids(ids, "ids", unique=False))
-
-    def get_vectors(self, ids: Any) -> np.ndarray:
-        """The stored vectors of ``ids`` (normalised ones for cosine); unknown ids raise ValueError."""
-        return self._impl.get_vectors(check_ids(ids, "ids", unique=False))
-
-    @property
-    def ids(self) -> np.ndarray:
-        """The live ids (ExactIndex: insertion order; HNSWIndex: slot order)."""
-        return self._impl.ids()
-
-    def save(self, path: Any) -> None:
-        """Write the index to ``path`` (versioned little-endian format with a
-        checksum, shared by rankfold's indexes)."""
-        self._impl.save(check_path(path))
-
-
-class ExactIndex(_IndexBase):
-    """Exact (brute-force) nearest-neighbour index over float32 vectors.
-
-    Search runs as blocked matrix products plus parallel top-k selection, with
-    the GIL released; it is the ground truth for the approximate indexes.
-
-    Thread safety: ``search``, ``get_vectors``, ``contains``, ``ids``,
-    ``len``, ``save`` and pickling may run in any number of threads at once;
-    ``add`` locks the index exclusively (it waits for running readers and they
-    wait for it; two adds run one after the other). A search never sees half
-    of an add, a snapshot is the index between two adds.
-
-    Parameters
-    ----------
-    dim : int
-        Vector dimension.
-    metric : {"l2", "ip", "cosine"}
-        Distance, see the module documentation.
-    n_threads : int or None
-        Threads for add and search; None uses all cores (OMP_NUM_THREADS).
-    """
-
-    def __init__(self, dim: int, metric: str = "l2", n_threads: Optional[int] = None) -> None:
-        dim = check_int(dim, "dim", low=1, high=1 << 24)
-        metric = check_choice(metric, "metric", METRICS)
-        self.n_threads = None if n_threads is None else check_n_threads(n_threads)
-        self._impl = _core.ExactIndex(dim, metric)
-
-    def __repr__(self) -> str:
-        return f"ExactIndex(dim={self.dim}, metric={self.metric!r}, size={len(self)})"
-
-    def add(self, X: Any, ids: Any = None) -> "ExactIndex":
-        """Add the rows of X (n, dim); ``ids`` are int64 labels (default consecutive)."""
-        X = self._vectors(X, "X")
-        if ids is not None:
-            ids = check_ids(ids, "ids", n=X.shape[0])
-            if ids.size and self.contains(ids).any():
-                raise ValueError("ids contains ids that are already in the index")
-        self._impl.add(X, ids, self._threads(None))
-        return self
-
-    def search(self, Q: Any, k: int = 10, n_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
-        """The k nearest stored vectors of each row of Q.
-
-        Returns ``(ids, distances)``: int64 and float32 arrays of shape (nq, k),
-        nearest first, padded with -1 / inf when fewer than k are stored.
-        """
-        k = self._k(k)
-        Q = self._vectors(Q, "Q")
-        return self._impl.search(Q, k, self._threads(n_threads))
-
-    @classmethod
-    def load(cls, path: Any, n_threads: Optional[int] = None) -> "ExactIndex":
-        """Read an index written by :meth:`save`; corrupt files raise ValueError."""
-        index = cls.__new__(cls)
-        index.n_threads = None if n_threads is None else check_n_threads(n_threads)
-        index._impl = _core.ExactIndex.load(check_path(path), check_n_threads(n_threads))
-        return index
-
-    def __getstate__(self) -> dict:
-        return {"n_threads": self.n_threads, "data": self._impl.to_bytes()}
-
-    def __setstate__(self, state: dict) -> None:
-        self.n_threads = state["n_threads"]
-        self._impl = _core.ExactIndex.from_bytes(state["data"], check_n_threads(self.n_threads))
-
-
-def knn(X: Any, Q: Any, k: int = 10, metric: str = "l2",
-        n_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest rows of X for each row of Q, without building an index.
-
-    float32 and float64 inputs keep their precision (both are cast to the wider
-    one if they differ). Returns ``(ids, distances)`` of shape (nq, k); ids are
-    row numbers of X, padded with -1 / inf when X has fewer than k rows.
-    """
-    metric = check_choice(metric, "metric", METRICS)
-    k = check_int(k, "k", low=1, high=2**31 - 1)
-    X = check_array(X, "X", min_rows=0)
-    q_dtype = Q.dtype if hasattr(Q, "dtype") else np.asarray(Q).dtype
-    dtype = np.dtype(np.float64) if np.result_type(X.dtype, q_dtype) == np.float64 else X.dtype
-    X = X.astype(dtype, copy=False)
-    Q = check_array(Q, "Q", dtype=dtype, n_cols=X.shape[1], min_rows=0)
-    return _core.knn(X, Q, k, metric, check_n_threads(n_threads))
+__all__ = ["HNSWIndex"]
 
 
 class HNSWIndex(_IndexBase):

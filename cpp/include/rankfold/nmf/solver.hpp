@@ -1,10 +1,10 @@
-// The NMF outer loop, Frobenius loss: X (m x n) ~ W (m x k) H (k x n), with
-// W stored row-major and H stored as Ht (n x k, row-major) so both halves of
-// an iteration run the same row kernels (see updates.hpp).
-//
-// Per iteration X is touched exactly twice (X Ht and X^T W); the objective
-// comes for free from products already at hand:
-//   ||X - W H||^2 = ||X||^2 - 2 <X^T W, Ht> + <W^T W, H H^T>.
+// What every NMF fit shares (the loop itself is nmf::fit in fit.hpp): the
+// options, the one stopping rule (Stopping), the extrapolation schedule, the
+// result, the objective from products already at hand,
+//   ||X - W H||^2 = ||X||^2 - 2 <X^T W, Ht> + <W^T W, H H^T>,
+// and the guards against collapsed components and scale drift. W is stored
+// row-major and H as Ht (n x k, row-major), so both halves of an iteration
+// run the same row kernels (updates.hpp).
 #pragma once
 
 #include <algorithm>

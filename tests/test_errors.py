@@ -930,3 +930,18 @@ def test_load_samson_bad_input(tmp_path):
         load_samson(tmp_path)
     with pytest.raises(TypeError):
         load_samson(3.5)
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_index_load_missing_file_or_directory(tmp_path, kind):
+    """A missing file is a FileNotFoundError (still a ValueError, as before); a directory
+    is an IsADirectoryError, not a MemoryError from reading it as a file."""
+    cls = rankfold.ExactIndex if kind == "exact" else rankfold.HNSWIndex
+    loads = [lambda p: cls.load(p)] + ([lambda p: cls.load(p, mmap=True)] if kind == "hnsw" else [])
+    for load in loads:
+        with pytest.raises(FileNotFoundError, match="cannot open index file") as info:
+            load(tmp_path / "missing.rf")
+        assert isinstance(info.value, ValueError)
+        assert info.value.filename == str(tmp_path / "missing.rf")
+        with pytest.raises(IsADirectoryError, match="directory"):
+            load(tmp_path)

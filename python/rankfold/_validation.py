@@ -12,6 +12,7 @@ Policy
 
 from __future__ import annotations
 
+import errno
 import numbers
 import os
 from typing import Any, Optional, Sequence
@@ -231,6 +232,22 @@ def check_path(path: Any, name: str = "path") -> str:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
     return os.fspath(path)
+
+
+class IndexFileNotFoundError(FileNotFoundError, ValueError):
+    """An index file that does not exist (or is a directory). A FileNotFoundError, as
+    ``open`` raises; also a ValueError, which earlier versions raised for every bad file."""
+
+
+def check_index_file(path: Any, name: str = "path") -> str:
+    """``path`` as a str, naming a readable file: a missing one raises FileNotFoundError
+    (IndexFileNotFoundError), a directory IsADirectoryError, before the C++ reader runs."""
+    path = check_path(path, name)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"{name} is a directory, not an index file", path)
+    if not os.path.exists(path):
+        raise IndexFileNotFoundError(errno.ENOENT, "cannot open index file: no such file", path)
+    return path
 
 
 def callback_stops(answer: Any, name: str = "callback") -> bool:

@@ -11,9 +11,9 @@ from .._validation import (
     check_array,
     check_choice,
     check_ids,
+    check_index_file,
     check_int,
     check_n_threads,
-    check_path,
 )
 from ._index import METRICS, _IndexBase
 
@@ -73,10 +73,11 @@ class ExactIndex(_IndexBase):
 
     @classmethod
     def load(cls, path: Any, n_threads: Optional[int] = None) -> "ExactIndex":
-        """Read an index written by :meth:`save`; corrupt files raise ValueError."""
+        """Read an index written by :meth:`save`; corrupt files raise ValueError,
+        a missing file FileNotFoundError (also a ValueError), a directory IsADirectoryError."""
         index = cls.__new__(cls)
         index.n_threads = None if n_threads is None else check_n_threads(n_threads)
-        index._impl = _core.ExactIndex.load(check_path(path), check_n_threads(n_threads))
+        index._impl = _core.ExactIndex.load(check_index_file(path), check_n_threads(n_threads))
         return index
 
     def __getstate__(self) -> dict:

@@ -11,9 +11,9 @@ from .. import _core
 from .._validation import (
     check_choice,
     check_ids,
+    check_index_file,
     check_int,
     check_n_threads,
-    check_path,
     check_random_state,
 )
 from ._index import METRICS, _IndexBase
@@ -212,15 +212,16 @@ class HNSWIndex(_IndexBase):
     @classmethod
     def load(cls, path: Any, mmap: bool = False, n_threads: Optional[int] = None) -> "HNSWIndex":
         """Read an index written by :meth:`save`. A truncated, corrupted or
-        foreign file raises ValueError.
+        foreign file raises ValueError; a missing file FileNotFoundError (which
+        is also a ValueError), a directory IsADirectoryError.
 
         ``mmap=True`` reads the file through a memory map instead of a
         temporary in-memory copy (lower peak memory for large files); the index
         still holds its own copy of the graph.
         """
-        path = check_path(path)
         if not isinstance(mmap, (bool, np.bool_)):
             raise TypeError(f"mmap must be a bool, got {type(mmap).__name__}")
+        path = check_index_file(path)
         index = cls.__new__(cls)
         index.n_threads = None if n_threads is None else check_n_threads(n_threads)
         if mmap:

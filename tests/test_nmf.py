@@ -457,3 +457,15 @@ def test_mu_is_never_extrapolated(rng):
     np.testing.assert_array_equal(Wa, Wp)
     with pytest.raises(ValueError, match="extrapolate"):
         rankfold.NMF(5, solver="mu", extrapolate=True).fit(X)
+
+
+def test_warnings_name_the_callers_line():
+    """A ConvergenceWarning points at the user's call, whatever the path inside rankfold."""
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 20))
+    for call in (lambda: rankfold.NMF(3, max_iter=1, random_state=0).fit(X),
+                 lambda: rankfold.NMF(3, max_iter=1, random_state=0).fit_transform(X),
+                 lambda: rankfold.NMF(3, max_iter=1, random_state=0).fit(X * 1e30)):  # the rescaled path
+        with pytest.warns(ConvergenceWarning) as record:
+            call()
+        assert record[0].filename == __file__, record[0].filename

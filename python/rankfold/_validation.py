@@ -15,6 +15,8 @@ from __future__ import annotations
 import errno
 import numbers
 import os
+import sys
+import warnings
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -248,6 +250,25 @@ def check_index_file(path: Any, name: str = "path") -> str:
     if not os.path.exists(path):
         raise IndexFileNotFoundError(errno.ENOENT, "cannot open index file: no such file", path)
     return path
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _library_frame(filename: str) -> bool:
+    """Frames of rankfold itself or of scikit-learn's method wrappers around it (set_output)."""
+    path = os.path.abspath(filename)
+    return path.startswith(_PACKAGE_DIR + os.sep) or f"{os.sep}sklearn{os.sep}" in path
+
+
+def warn(message: str, category: type = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside rankfold (and outside
+    scikit-learn's wrappers of its methods), so the warning names the user's line
+    whatever the depth of the call inside the package."""
+    frame, level = sys._getframe(1), 2  # level 1 would be this function
+    while frame is not None and _library_frame(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def callback_stops(answer: Any, name: str = "callback") -> bool:

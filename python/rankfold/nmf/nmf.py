@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import copy
 import numbers
-import warnings
 from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
@@ -67,6 +66,7 @@ from .._validation import (
     check_int,
     check_n_threads,
     check_random_state,
+    warn,
 )
 from . import _engine, _research
 from ._init import initialize, scale_exponent, scaled
@@ -568,9 +568,9 @@ class NMF(_NamesMixin, _Transformer, _Base):
                 f"e.g. divide it by its largest entry)")
         stopped_early = n_iter < self.max_iter and not converged  # by the callback
         if self.tol > 0 and not converged and not stopped_early and self.max_iter > 0:
-            warnings.warn(
+            warn(
                 f"NMF stopped at max_iter={self.max_iter} before the objective settled to tol={self.tol}; "
-                f"increase max_iter or tol", ConvergenceWarning, stacklevel=3)
+                f"increase max_iter or tol", ConvergenceWarning)
         self.components_ = np.ascontiguousarray(Ht.T)
         self.n_components_ = Ht.shape[1]
         self.n_iter_ = int(n_iter)

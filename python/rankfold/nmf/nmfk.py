@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import numbers
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Optional, Tuple
 
@@ -50,7 +49,7 @@ import scipy.sparse as sp
 
 from .._base import ConvergenceWarning, NotFittedError, _Base
 from .._operand import check_matrix
-from .._validation import check_choice, check_float, check_int, check_n_threads, check_random_state
+from .._validation import check_choice, check_float, check_int, check_n_threads, check_random_state, warn
 from . import _engine
 from ._nmfk import align_columns, cluster_silhouettes, perturb
 from .nmf import NMF
@@ -283,10 +282,10 @@ class NMFk(_Base):
         # Runs above the true rank often crawl to max_iter; only the chosen rank's runs matter.
         late = runs - int(self.scores_["converged"][self.k_values_ == self.n_components_][0])
         if p["tol"] > 0 and late:
-            warnings.warn(
+            warn(
                 f"{late} of {runs} NMF runs at the chosen k={self.n_components_} stopped at "
                 f"max_iter={p['max_iter']} before the objective settled to tol={p['tol']}; increase max_iter "
-                f"or tol", ConvergenceWarning, stacklevel=2)
+                f"or tol", ConvergenceWarning)
         return self
 
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
@@ -396,10 +395,10 @@ class NMFk(_Base):
             best = int(np.flatnonzero(scores["accepted"])[-1])
         else:
             best = int(np.argmax(scores["silhouette_min"]))
-            warnings.warn(
+            warn(
                 f"no k in k_range reached silhouette_threshold={p['threshold']} (best minimum silhouette "
                 f"{scores['silhouette_min'][best]:.3f} at k={int(ks[best])}); NMFk chose that k. Lower the "
-                f"threshold, or check the k range and the noise level", UserWarning, stacklevel=3)
+                f"threshold, or check the k range and the noise level", UserWarning)
         self.scores_ = scores
         self.errors_ = errors
         self.k_values_ = ks.copy()

@@ -59,3 +59,49 @@ def test_pipeline_and_grid_search(rng):
     assert grid.best_score_ > 0.9
     assert grid.best_params_["nmf__n_components"] in (2, 4)
     assert names.tolist() == ["nmf0", "nmf1", "nmf2"]
+
+
+class _Frame:
+    """The two things scikit-learn reads from a data frame: ``columns`` and the array."""
+
+    def __init__(self, values, columns):
+        self._values = np.asarray(values)
+        self.columns = list(columns)
+        self.shape = self._values.shape
+
+    def __array__(self, dtype=None, copy=None):
+        return self._values if dtype is None else self._values.astype(dtype)
+
+
+def _frames():
+    yield lambda v, cols: _Frame(v, cols)
+    try:
+        import pandas as pd
+    except ImportError:
+        return
+    yield lambda v, cols: pd.DataFrame(v, columns=cols)
+
+
+@pytest.mark.parametrize("make", list(_frames()))
+def test_feature_names_in(make):
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 6))
+    cols = [f"f{i}" for i in range(6)]
+    model = rankfold.NMF(2, random_state=0, max_iter=3000, tol=1e-12).fit(make(X, cols))
+    np.testing.assert_array_equal(model.feature_names_in_, np.array(cols, dtype=object))
+    W_frame = model.transform(make(X, cols))
+    with pytest.raises(ValueError, match="feature names should match"):
+        model.transform(make(X, [f"g{i}" for i in range(6)]))  # renamed
+    with pytest.raises(ValueError, match="feature names should match"):
+        model.transform(make(X[:, ::-1], cols[::-1]))  # reordered
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        W_array = model.transform(X)
+    np.testing.assert_array_equal(W_frame, W_array)  # the names are checked, the numbers are the same
+    # a refit on an array forgets the names; then frames warn the other way
+    model.fit(X)
+    assert not hasattr(model, "feature_names_in_")
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        model.transform(make(X, cols))
+    # non-string column names are not feature names (scikit-learn's rule)
+    assert not hasattr(rankfold.NMF(2, random_state=0, max_iter=3000, tol=1e-12).fit(make(X, range(6))),
+                       "feature_names_in_")

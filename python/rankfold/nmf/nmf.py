@@ -56,7 +56,15 @@ from typing import Any, Callable, Optional, Tuple
 import numpy as np
 import scipy.sparse as sp
 
-from .._base import ConvergenceWarning, NotFittedError, _Base, _NamesMixin, _Transformer
+from .._base import (
+    ConvergenceWarning,
+    NotFittedError,
+    _Base,
+    _NamesMixin,
+    _Transformer,
+    check_feature_names,
+    set_feature_names,
+)
 from .._operand import check_matrix
 from .._validation import (
     callback_stops,
@@ -189,7 +197,9 @@ class NMF(_NamesMixin, _Transformer, _Base):
     ----------
     components_ : (n_components, n_features) H.
     n_components_, n_iter_, reconstruction_err_ (``||X - W H||_F``),
-    loss_history_ (objective after each iteration), n_features_in_.
+    loss_history_ (objective after each iteration), n_features_in_,
+    feature_names_in_ (fitted on a data frame with string column names; transform then
+    checks the names: different names raise ValueError, names on one side only warn).
     graph_ (the affinity used, with graph_reg > 0), band_weights_ and sigma_
     (robust="correntropy"; entry_weights_ with robust_weights="entry").
     """
@@ -349,6 +359,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         """Learn W and H from X and return W (n_samples, n_components)."""
         self._check_params()
         nan_missing = self._nan_is_missing()
+        set_feature_names(self, X)
         X = check_matrix(X, allow_nan=nan_missing or mask is not None)
         e = scale_exponent(X)
         if e != 0:
@@ -590,6 +601,7 @@ class NMF(_NamesMixin, _Transformer, _Base):
         """
         self._check_fitted()
         nan_missing = self._nan_is_missing()
+        check_feature_names(self, X)
         X = check_matrix(X, dtype=self.components_.dtype, allow_nan=nan_missing)
         m, n = X.shape
         if n != self.n_features_in_:

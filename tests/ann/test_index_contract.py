@@ -418,3 +418,64 @@ def test_bad_save_and_load_paths(kind, tmp_path):
     truncated.write_bytes((tmp_path / "whole.rfi").read_bytes()[:-7])
     with pytest.raises(ValueError):
         kind.load(truncated)
+
+
+# --------------------------------------------------------------------------- input forms
+
+
+def test_query_and_id_forms_are_equivalent(kind):
+    """Vectors are converted to float32 C order once: lists, float64, Fortran
+    order and strided views search alike; ids may be any integer array or list."""
+    X, Q = data(16, 50)
+    index = kind.add(kind.new(16), X.astype(np.float64), ids=list(range(1000, 1050)))
+    base = kind.search(index, Q, 6)
+    check_exact(*base, reference_distances(X, Q, "l2"), np.arange(1000, 1050), 6)
+    wide = np.zeros((len(Q), 32), np.float32)
+    wide[:, ::2] = Q
+    for form in (Q.tolist(), Q.astype(np.float64), np.asfortranarray(Q), wide[:, ::2]):
+        got = kind.search(index, form, 6)
+        np.testing.assert_array_equal(got[0], base[0])
+        np.testing.assert_array_equal(got[1], base[1])
+    other = kind.add(kind.new(16), X, ids=np.arange(1000, 1050, dtype=np.uint32))
+    np.testing.assert_array_equal(kind.search(other, Q, 6)[0], base[0])
+
+
+def test_adding_no_rows_is_a_no_op(kind):
+    X, Q = data(17, 12)
+    index = kind.add(kind.new(16), X)
+    kind.add(index, np.zeros((0, 16), np.float32))
+    assert len(index) == 12
+    kind.add(index, X[:1])  # the default id after 0..11 is still 12
+    ids, _ = kind.search(index, X[:1], 2)
+    assert sorted(ids[0].tolist()) == [0, 12]
+
+
+def test_ef_below_k_is_rejected_by_graph_kinds(kind):
+    X, Q = data(18, 30)
+    index = kind.add(kind.new(16), X)
+    if not kind.graph:
+        # Exact search has no ef: the argument does not exist.
+        with pytest.raises(TypeError, match="ef"):
+            index.search(Q, 5, ef=10)
+        return
+    with pytest.raises(ValueError, match="ef must be >= k"):
+        index.search(Q, 5, ef=4)
+    ids, _ = index.search(Q, 5)  # default ef: max(ef, k)
+    assert ids.shape == (len(Q), 5) and np.all(ids >= 0)
+
+
+def test_removal_survives_save_load_and_pickle(kind, tmp_path):
+    X, Q = data(19, 60)
+    index = kind.add(kind.new(16), X)
+    if not kind.has_remove:
+        assert not hasattr(index, "remove")
+        return
+    index.remove(np.arange(10))
+    before = kind.search(index, Q, 60)
+    index.save(tmp_path / "removed.rfi")
+    for clone in (kind.load(tmp_path / "removed.rfi"), pickle.loads(pickle.dumps(index))):
+        assert len(clone) == 50 and not clone.contains(np.arange(10)).any()
+        after = kind.search(clone, Q, 60)
+        np.testing.assert_array_equal(after[0], before[0])
+        np.testing.assert_array_equal(after[1], before[1])
+        assert np.all(after[0][:, 50:] == -1)

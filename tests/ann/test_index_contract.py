@@ -479,3 +479,32 @@ def test_removal_survives_save_load_and_pickle(kind, tmp_path):
         np.testing.assert_array_equal(after[0], before[0])
         np.testing.assert_array_equal(after[1], before[1])
         assert np.all(after[0][:, 50:] == -1)
+
+
+def test_stored_vectors_are_normalised_for_cosine(kind):
+    X, _ = data(20, 15)
+    index = kind.add(kind.new(16, "cosine"), X * 3.0)
+    if not kind.has_membership:
+        assert not hasattr(index, "get_vectors")
+        return
+    stored = index.get_vectors(np.arange(15))
+    np.testing.assert_allclose(stored, X / np.linalg.norm(X, axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+def test_dim_metric_and_repr(kind):
+    index = kind.new(7, "ip")
+    assert index.dim == 7 and index.metric == "ip"
+    assert type(index).__name__ in repr(index) and "size=0" in repr(index)
+
+
+def test_sharded_ids_may_be_a_dask_array(kind):
+    X, Q = data(21, 40)
+    if not kind.sharded:
+        # The in-memory indexes take NumPy-like ids; nothing dask-specific to check.
+        assert isinstance(kind.new(16), (ExactIndex, HNSWIndex))
+        return
+    import dask.array as da
+
+    labels = np.arange(40) * 3
+    index = kind.add(kind.new(16), X, ids=da.from_array(labels, chunks=15))
+    check_exact(*kind.search(index, Q, 5), reference_distances(X, Q, "l2"), labels, 5)

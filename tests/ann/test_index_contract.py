@@ -441,7 +441,7 @@ def test_query_and_id_forms_are_equivalent(kind):
 
 
 def test_adding_no_rows_is_a_no_op(kind):
-    X, Q = data(17, 12)
+    X, _ = data(17, 12)
     index = kind.add(kind.new(16), X)
     kind.add(index, np.zeros((0, 16), np.float32))
     assert len(index) == 12

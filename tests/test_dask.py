@@ -54,8 +54,12 @@ def test_save_and_load(client, rng, tmp_path):
     assert loaded.n_shards == 3 and len(loaded) == 500
     a, b = sharded.search(X[:20], 5), loaded.search(X[:20], 5)
     np.testing.assert_array_equal(a[0], b[0])
-    with pytest.raises(ValueError, match="does not hold a saved ShardedIndex"):
+    with pytest.raises(FileNotFoundError, match="cannot open index folder") as info:  # still a ValueError
         ShardedIndex.load(tmp_path / "nothing", client=client)
+    assert isinstance(info.value, ValueError)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="does not hold a saved ShardedIndex"):
+        ShardedIndex.load(tmp_path / "empty", client=client)
 
 
 def test_merge_topk_matches_global_sort(rng):

@@ -4,6 +4,7 @@ per-shard top-k lists."""
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -13,7 +14,15 @@ import dask.array as da
 from distributed import Client, get_client
 
 from .. import ann as _ann
-from .._validation import check_array, check_choice, check_ids, check_int, check_n_threads, check_path
+from .._validation import (
+    IndexFileNotFoundError,
+    check_array,
+    check_choice,
+    check_ids,
+    check_int,
+    check_n_threads,
+    check_path,
+)
 from ..linalg import topk
 from ._cluster import worker_threads
 
@@ -212,6 +221,10 @@ class ShardedIndex:
         return [{"workers": list(who[s.key]), "allow_other_workers": True} if who.get(s.key) else {}
                 for s in self._shards]
 
+    def __reduce__(self):
+        raise TypeError("a ShardedIndex holds its shards on a Dask cluster and cannot be pickled; "
+                        "use save(folder) and ShardedIndex.load(folder, client)")
+
     def save(self, folder: Any) -> None:
         """Each worker writes its shards into ``folder`` (a path every worker and the
         client can reach, e.g. a shared file system), plus a small manifest."""
@@ -230,6 +243,8 @@ class ShardedIndex:
     def load(cls, folder: Any, client: Optional[Client] = None, n_threads: Optional[int] = None) -> "ShardedIndex":
         """Load a folder written by :meth:`save`, one shard per task on the workers."""
         folder = check_path(folder, "folder")
+        if not os.path.isdir(folder):
+            raise IndexFileNotFoundError(errno.ENOENT, "cannot open index folder: no such directory", folder)
         try:
             with open(os.path.join(folder, "manifest.txt")) as f:
                 fields = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)

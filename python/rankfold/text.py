@@ -28,7 +28,7 @@ def tfidf(documents: Iterable[str], **vectorizer_params: Any) -> Tuple[sp.csr_ma
     try:
         from sklearn.feature_extraction.text import TfidfVectorizer
     except ImportError as exc:  # pragma: no cover - scikit-learn ships with the test extra
-        raise ImportError("rankfold.text.tfidf needs scikit-learn") from exc
+        raise ImportError('rankfold.text.tfidf needs scikit-learn: pip install "rankfold[sklearn]"') from exc
     docs = list(documents)
     if not docs or not all(isinstance(d, str) for d in docs):
         raise ValueError("documents must be a non-empty sequence of strings")

@@ -42,6 +42,9 @@ enum class IndexKind : std::uint32_t { Exact = 1, Hnsw = 2 };
 class Checksum {
  public:
   void update(const void* data, std::size_t size) {
+    // An empty update may come with a null pointer (an empty section), and
+    // memcpy from null is undefined even for zero bytes (UBSan flags it).
+    if (size == 0) return;
     const auto* p = static_cast<const unsigned char*>(data);
     length_ += size;
     if (pending_ > 0) {
